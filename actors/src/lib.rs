@@ -1,0 +1,23 @@
+//! rpc-crypto-actors: the actors of the broker.
+//!
+//! # Layout
+//! - [`registry`]: the Registry actor. Allocates session ids, enforces session limits, and
+//!   closes every session on shutdown.
+//! - [`session`]: the Session actor, one per WebSocket connection, with one file per client
+//!   command (`session/commands/`) and the RPC methods (`session/methods.rs`).
+//! - [`router`]: the Router actor. Owns the channel table and fans publications out, encoded once
+//!   per wire format.
+//! - [`outbox`]: the bounded per-session queue between the Router and a Session.
+//! - [`channel`]: channel names, namespaces and their permissions.
+//! - [`settings`]: the settings the actors run with (the `[client]` and `[limits]` config tables).
+//!
+//! A message's path: socket → `Session` (`StreamHandler<ws::Message>`) → `commands::dispatch` →
+//! e.g. `commands/publish.rs` → `Router` (`Handler<Publish>`) → each subscriber's `Outbox` →
+//! that `Session` (`StreamHandler<OutboundFrame>`) → socket.
+
+pub mod channel;
+pub mod outbox;
+pub mod registry;
+pub mod router;
+pub mod session;
+pub mod settings;

@@ -1,0 +1,232 @@
+//! The Router: owns the channel table and fans each publication out to the channel's
+//! subscribers, encoded once per wire format and shared by all of them.
+//!
+//! Sessions reach it with [`Subscribe`], [`Unsubscribe`], [`Publish`] and [`Detach`]; the server
+//! publishes through [`Publish`] too (notifications). A subscriber whose outbox is full is
+//! detached from every channel and told to close with 3008; nobody else waits for it.
+
+use std::collections::{HashMap, HashSet};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use rpc_crypto_proto::codec::{encode_publication, Format};
+use rpc_crypto_proto::protocol::Publication;
+use rpc_crypto_proto::Disconnect;
+
+use crate::channel::is_listable;
+use crate::outbox::{Outbox, PushError};
+use crate::registry::{CloseSession, SessionKey};
+
+/// How many messages may wait in the Router's mailbox before publishers get error 111.
+pub const MAILBOX_CAPACITY: usize = 65_536;
+
+/// Adds a session to a channel. The Router queues `reply` (the encoded subscribe result) to the
+/// session before any publication of the channel, so the client always sees the result first.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub key: SessionKey,
+    pub channel: String,
+    pub format: Format,
+    pub outbox: Outbox,
+    pub close: Recipient<CloseSession>,
+    pub reply: Bytes,
+}
+
+/// Removes a session from a channel, then queues `reply` (the encoded unsubscribe result).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub key: SessionKey,
+    pub channel: String,
+    pub reply: Bytes,
+}
+
+/// Removes a session from every channel: it has ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    pub key: SessionKey,
+}
+
+/// Publishes `data` (JSON text) on a channel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub channel: String,
+    pub data: Bytes,
+}
+
+/// The channels that have subscribers and may be shown to any client, sorted.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct ListChannels;
+
+struct Subscriber {
+    key: SessionKey,
+    format: Format,
+    outbox: Outbox,
+}
+
+struct SessionChannels {
+    close: Recipient<CloseSession>,
+    channels: HashSet<String>,
+}
+
+#[derive(Default)]
+pub struct Router {
+    channels: HashMap<String, Vec<Subscriber>>,
+    sessions: HashMap<SessionKey, SessionChannels>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn remove_subscriber(&mut self, channel: &str, key: SessionKey) {
+        if let Some(subscribers) = self.channels.get_mut(channel) {
+            if let Some(at) = subscribers.iter().position(|s| s.key == key) {
+                subscribers.swap_remove(at);
+            }
+            if subscribers.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
+    fn detach(&mut self, key: SessionKey) -> Option<Recipient<CloseSession>> {
+        let session = self.sessions.remove(&key)?;
+        for channel in &session.channels {
+            self.remove_subscriber(channel, key);
+        }
+        Some(session.close)
+    }
+
+    /// Detaches a session whose queue overflowed and tells it to close with 3008.
+    fn drop_slow(&mut self, key: SessionKey) {
+        if let Some(close) = self.detach(key) {
+            close.do_send(CloseSession {
+                disconnect: Disconnect::SLOW,
+                flush: false,
+            });
+        }
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<Subscribe> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        if msg.outbox.push(msg.reply).is_err() {
+            self.drop_slow(msg.key);
+            return;
+        }
+        let session = self
+            .sessions
+            .entry(msg.key)
+            .or_insert_with(|| SessionChannels {
+                close: msg.close,
+                channels: HashSet::new(),
+            });
+        if session.channels.insert(msg.channel.clone()) {
+            self.channels
+                .entry(msg.channel)
+                .or_default()
+                .push(Subscriber {
+                    key: msg.key,
+                    format: msg.format,
+                    outbox: msg.outbox,
+                });
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        let Some(session) = self.sessions.get_mut(&msg.key) else {
+            return;
+        };
+        if !session.channels.remove(&msg.channel) {
+            return;
+        }
+        // The outbox is taken from the subscription being removed.
+        let outbox = self.channels.get(&msg.channel).and_then(|subs| {
+            subs.iter()
+                .find(|s| s.key == msg.key)
+                .map(|s| s.outbox.clone())
+        });
+        self.remove_subscriber(&msg.channel, msg.key);
+        if let Some(outbox) = outbox {
+            if outbox.push(msg.reply) == Err(PushError::Full) {
+                self.drop_slow(msg.key);
+            }
+        }
+    }
+}
+
+impl Handler<Detach> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detach, _: &mut Context<Self>) {
+        self.detach(msg.key);
+    }
+}
+
+impl Handler<Publish> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
+        let Some(subscribers) = self.channels.get(&msg.channel) else {
+            return;
+        };
+        let publication = Publication {
+            data: msg.data,
+            ..Publication::default()
+        };
+        let mut json = None;
+        let mut protobuf = None;
+        let mut slow = Vec::new();
+        for subscriber in subscribers {
+            let item = match subscriber.format {
+                Format::Json => json.get_or_insert_with(|| {
+                    encode_publication(Format::Json, &msg.channel, &publication)
+                }),
+                Format::Protobuf => protobuf.get_or_insert_with(|| {
+                    encode_publication(Format::Protobuf, &msg.channel, &publication)
+                }),
+            };
+            if subscriber.outbox.push(item.clone()).is_err() {
+                slow.push(subscriber.key);
+            }
+        }
+        for key in slow {
+            self.drop_slow(key);
+        }
+    }
+}
+
+impl Handler<ListChannels> for Router {
+    type Result = MessageResult<ListChannels>;
+
+    fn handle(&mut self, _: ListChannels, _: &mut Context<Self>) -> Self::Result {
+        let mut names: Vec<String> = self
+            .channels
+            .keys()
+            .filter(|c| is_listable(c))
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        MessageResult(names)
+    }
+}

@@ -1,0 +1,129 @@
+//! One file per client command, and the dispatcher that picks one.
+//!
+//! A Centrifuge Command is not a oneof: the server takes the first field that is set, in field
+//! number order. An empty command (no id, no field) is the client's pong.
+
+mod connect;
+mod publish;
+mod rpc;
+mod send;
+mod subscribe;
+mod unsubscribe;
+
+use actix_web_actors::ws::WebsocketContext;
+use rpc_crypto_proto::protocol::{
+    Command, ConnectRequest, PingResult, PublishRequest, Reply, RpcRequest, SendRequest,
+    SubscribeRequest, UnsubscribeRequest,
+};
+use rpc_crypto_proto::{Disconnect, ErrorReply};
+
+pub(super) use send::report as report_send_error;
+
+use super::{Session, State};
+
+/// What a client asked for.
+pub(super) enum ClientCommand {
+    Connect(ConnectRequest),
+    Subscribe(SubscribeRequest),
+    Unsubscribe(UnsubscribeRequest),
+    Publish(PublishRequest),
+    Rpc(RpcRequest),
+    Send(SendRequest),
+    Ping,
+    /// The answer to the server's ping.
+    Pong,
+    /// A command of the protocol that this server does not serve (yet): error 108.
+    NotAvailable(&'static str),
+    /// An id and no known command: error 104.
+    Unknown,
+}
+
+impl ClientCommand {
+    fn from_proto(command: Command) -> (u32, ClientCommand) {
+        let Command {
+            id,
+            connect,
+            subscribe,
+            unsubscribe,
+            publish,
+            presence,
+            presence_stats,
+            history,
+            ping,
+            send,
+            rpc,
+            refresh,
+            sub_refresh,
+        } = command;
+        let kind = if let Some(req) = connect {
+            ClientCommand::Connect(req)
+        } else if let Some(req) = subscribe {
+            ClientCommand::Subscribe(req)
+        } else if let Some(req) = unsubscribe {
+            ClientCommand::Unsubscribe(req)
+        } else if let Some(req) = publish {
+            ClientCommand::Publish(req)
+        } else if presence.is_some() {
+            ClientCommand::NotAvailable("presence")
+        } else if presence_stats.is_some() {
+            ClientCommand::NotAvailable("presence_stats")
+        } else if history.is_some() {
+            ClientCommand::NotAvailable("history")
+        } else if ping.is_some() {
+            ClientCommand::Ping
+        } else if let Some(req) = send {
+            ClientCommand::Send(req)
+        } else if let Some(req) = rpc {
+            ClientCommand::Rpc(req)
+        } else if refresh.is_some() {
+            ClientCommand::NotAvailable("refresh")
+        } else if sub_refresh.is_some() {
+            ClientCommand::NotAvailable("sub_refresh")
+        } else if id == 0 {
+            ClientCommand::Pong
+        } else {
+            ClientCommand::Unknown
+        };
+        (id, kind)
+    }
+}
+
+/// Runs one command. An `Err` ends the session with that disconnect.
+pub(super) fn dispatch(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    command: Command,
+) -> Result<(), Disconnect> {
+    let (id, command) = ClientCommand::from_proto(command);
+    if id == 0 && !matches!(command, ClientCommand::Send(_) | ClientCommand::Pong) {
+        return Err(Disconnect::BAD_REQUEST.with_reason("command id required"));
+    }
+    if session.state == State::Fresh && !matches!(command, ClientCommand::Connect(_)) {
+        return Err(Disconnect::BAD_REQUEST.with_reason("connect first"));
+    }
+    match command {
+        ClientCommand::Connect(req) => connect::handle(session, ctx, id, req),
+        ClientCommand::Subscribe(req) => subscribe::handle(session, ctx, id, req),
+        ClientCommand::Unsubscribe(req) => unsubscribe::handle(session, id, req),
+        ClientCommand::Publish(req) => publish::handle(session, id, req),
+        ClientCommand::Rpc(req) => rpc::handle(session, ctx, id, req),
+        ClientCommand::Send(req) => send::handle(session, ctx, req),
+        ClientCommand::Ping => session.reply(Reply {
+            id,
+            ping: Some(PingResult {}),
+            ..Reply::default()
+        }),
+        ClientCommand::Pong => {
+            if !session.awaiting_pong {
+                return Err(Disconnect::BAD_REQUEST.with_reason("pong without ping"));
+            }
+            session.awaiting_pong = false;
+            Ok(())
+        }
+        ClientCommand::NotAvailable(what) => session.reply_error(
+            id,
+            ErrorReply::NOT_AVAILABLE.with_message(format!("{what} is not available")),
+        ),
+        ClientCommand::Unknown => session.reply_error(id, ErrorReply::METHOD_NOT_FOUND),
+    }
+}

@@ -1,0 +1,394 @@
+//! The Session actor: one per WebSocket connection. It owns everything about its client: the
+//! session id, the wire format, the counters of messages sent and received, the subscriptions,
+//! the heartbeat, and the producer side of its bounded [`Outbox`].
+//!
+//! Inbound: WebSocket frame → [`Session::handle_frame`] → [`rpc_crypto_proto::codec`] decodes the
+//! commands → [`commands::dispatch`] → one file per command, which answers into the outbox or
+//! forwards to the Router. Outbound: the outbox's stream yields one coalesced frame per write,
+//! which [`Session`]'s `StreamHandler<OutboundFrame>` counts and writes.
+
+mod commands;
+mod methods;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use rand::Rng;
+use rpc_crypto_proto::codec::{decode_commands, encode_reply, ping_item};
+use rpc_crypto_proto::protocol::Reply;
+use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
+
+use crate::channel::ChannelRules;
+use crate::outbox::{outbox, OutboundFrame, Outbox, OutboxStream, PushError};
+use crate::registry::{CloseSession, Register, Registered, Registry, Unregister};
+use crate::router::{Detach, Router};
+use crate::settings::ClientSettings;
+
+/// The server version sent in every connect result.
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What every session of a server shares: settings and channel rules.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub client: ClientSettings,
+    pub rules: ChannelRules,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Open, waiting for connect.
+    Fresh,
+    Connected,
+    /// A close is under way; further input is ignored.
+    Closing,
+}
+
+/// A message reassembled from WebSocket continuation frames.
+struct Fragments {
+    binary: bool,
+    data: BytesMut,
+}
+
+pub struct Session {
+    config: Arc<SessionConfig>,
+    registry: Addr<Registry>,
+    router: Addr<Router>,
+    format: Format,
+    peer: Option<IpAddr>,
+    /// Set when the connection must be refused as soon as it opens.
+    reject: Option<Disconnect>,
+
+    outbox: Outbox,
+    outbox_stream: Option<OutboxStream>,
+    registration: Option<Registered>,
+    state: State,
+    /// The disconnect to send once the outbox has drained (a flushing close).
+    closing: Option<Disconnect>,
+
+    /// The session's owner; empty for an anonymous client.
+    user: String,
+    protocol_version: u32,
+    subscriptions: HashSet<String>,
+    /// Replies and pushes written so far: the id of the last message sent.
+    sent: u64,
+    /// Commands read so far: the id of the last message received.
+    received: u64,
+
+    awaiting_pong: bool,
+    /// Calls waiting on another actor (bounded by `methods::MAX_CALLS_IN_FLIGHT`).
+    calls_in_flight: usize,
+    stale_timer: Option<SpawnHandle>,
+    fragments: Option<Fragments>,
+}
+
+impl Session {
+    pub fn new(
+        config: Arc<SessionConfig>,
+        registry: Addr<Registry>,
+        router: Addr<Router>,
+        format: Format,
+        peer: Option<IpAddr>,
+        reject: Option<Disconnect>,
+    ) -> Self {
+        let (outbox, outbox_stream) = outbox(
+            format,
+            config.client.queue_max_messages,
+            config.client.queue_max_size,
+        );
+        Session {
+            config,
+            registry,
+            router,
+            format,
+            peer,
+            reject,
+            outbox,
+            outbox_stream: Some(outbox_stream),
+            registration: None,
+            state: State::Fresh,
+            closing: None,
+            user: String::new(),
+            protocol_version: 0,
+            subscriptions: HashSet::new(),
+            sent: 0,
+            received: 0,
+            awaiting_pong: false,
+            calls_in_flight: 0,
+            stale_timer: None,
+            fragments: None,
+        }
+    }
+
+    fn registered(&self) -> &Registered {
+        self.registration
+            .as_ref()
+            .expect("commands are read only after registration")
+    }
+
+    /// Queues an encoded item for the client.
+    fn push_item(&mut self, item: Bytes) -> Result<(), Disconnect> {
+        match self.outbox.push(item) {
+            Ok(()) | Err(PushError::Closed) => Ok(()),
+            Err(PushError::Full) => Err(Disconnect::SLOW),
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) -> Result<(), Disconnect> {
+        let item = encode_reply(self.format, &reply);
+        self.push_item(item)
+    }
+
+    fn reply_error(&mut self, id: u32, error: ErrorReply) -> Result<(), Disconnect> {
+        self.reply(Reply {
+            id,
+            error: Some(error.to_proto()),
+            ..Reply::default()
+        })
+    }
+
+    /// Ends the session. With `flush`, what is already queued is written before the close frame.
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, disconnect: Disconnect, flush: bool) {
+        if self.state == State::Closing {
+            return;
+        }
+        self.state = State::Closing;
+        log::debug!(
+            "session {} closing: {disconnect}",
+            self.registration.as_ref().map_or("-", |r| r.id.as_str())
+        );
+        if flush {
+            self.closing = Some(disconnect);
+            self.outbox.close();
+            // Makes the context poll the outbox stream again, so it sees the close and ends.
+            ctx.spawn(fut::ready(()));
+        } else {
+            self.outbox.close();
+            ctx.close(Some(close_reason(&disconnect)));
+            ctx.stop();
+        }
+    }
+
+    /// Reads every command of one inbound WebSocket message.
+    fn handle_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: &[u8]) {
+        for decoded in decode_commands(self.format, frame) {
+            if self.state == State::Closing {
+                return;
+            }
+            let command = match decoded {
+                Ok(command) => command,
+                Err(error) => {
+                    log::debug!("bad frame: {error}");
+                    self.close(ctx, Disconnect::BAD_REQUEST, true);
+                    return;
+                }
+            };
+            self.received += 1;
+            if let Err(disconnect) = commands::dispatch(self, ctx, command) {
+                let flush = disconnect != Disconnect::SLOW;
+                self.close(ctx, disconnect, flush);
+                return;
+            }
+        }
+    }
+
+    /// Starts the heartbeat: the first ping at a random point in [interval/2, interval].
+    fn start_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let interval = self.config.client.ping_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let first = rand::thread_rng().gen_range(interval / 2..=interval);
+        ctx.run_later(first, |act, ctx| act.ping(ctx));
+    }
+
+    fn ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.state != State::Connected {
+            return;
+        }
+        if let Err(disconnect) = self.push_item(ping_item(self.format)) {
+            return self.close(ctx, disconnect, false);
+        }
+        self.awaiting_pong = true;
+        ctx.run_later(self.config.client.pong_timeout, |act, ctx| {
+            if act.awaiting_pong {
+                act.close(ctx, Disconnect::NO_PONG, false);
+            }
+        });
+        ctx.run_later(self.config.client.ping_interval, |act, ctx| act.ping(ctx));
+    }
+
+    /// Handles one message reassembled from continuation frames, within the frame size limit.
+    fn continuation(&mut self, ctx: &mut ws::WebsocketContext<Self>, item: actix_http::ws::Item) {
+        let max = self.config.client.max_frame_size;
+        let (start, data, last) = match item {
+            actix_http::ws::Item::FirstText(data) => (Some(false), data, false),
+            actix_http::ws::Item::FirstBinary(data) => (Some(true), data, false),
+            actix_http::ws::Item::Continue(data) => (None, data, false),
+            actix_http::ws::Item::Last(data) => (None, data, true),
+        };
+        match (start, self.fragments.as_mut()) {
+            (Some(binary), None) => {
+                self.fragments = Some(Fragments {
+                    binary,
+                    data: BytesMut::from(&data[..]),
+                })
+            }
+            (None, Some(fragments)) => fragments.data.extend_from_slice(&data),
+            _ => {
+                let d = Disconnect::BAD_REQUEST.with_reason("unexpected continuation frame");
+                return self.close(ctx, d, true);
+            }
+        }
+        if self.fragments.as_ref().is_some_and(|f| f.data.len() > max) {
+            let d = Disconnect::BAD_REQUEST.with_reason("message too large");
+            return self.close(ctx, d, true);
+        }
+        if last {
+            let Fragments { binary, data } = self.fragments.take().expect("started above");
+            if binary {
+                self.on_binary(ctx, &data);
+            } else if std::str::from_utf8(&data).is_err() {
+                let d = Disconnect::BAD_REQUEST.with_reason("text frame is not UTF-8");
+                self.close(ctx, d, true);
+            } else {
+                self.on_text(ctx, &data);
+            }
+        }
+    }
+
+    fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, data: &[u8]) {
+        match self.format {
+            Format::Json => self.handle_frame(ctx, data),
+            Format::Protobuf => self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL, true),
+        }
+    }
+
+    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>, data: &[u8]) {
+        match self.format {
+            Format::Protobuf => self.handle_frame(ctx, data),
+            Format::Json => self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL, true),
+        }
+    }
+}
+
+fn close_reason(disconnect: &Disconnect) -> ws::CloseReason {
+    ws::CloseReason {
+        code: ws::CloseCode::Other(disconnect.code),
+        description: Some(disconnect.reason.clone().into_owned()),
+    }
+}
+
+impl Actor for Session {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let stream = self.outbox_stream.take().expect("started once");
+        ctx.add_stream(stream);
+        if let Some(reject) = self.reject.take() {
+            return self.close(ctx, reject, false);
+        }
+        // Limits are checked before any command is read (seed 001).
+        let register = Register {
+            peer: self.peer,
+            close: ctx.address().recipient(),
+        };
+        let registering = self
+            .registry
+            .send(register)
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(Ok(registered)) => {
+                    act.registration = Some(registered);
+                    let delay = act.config.client.stale_close_delay;
+                    act.stale_timer = Some(ctx.run_later(delay, |act, ctx| {
+                        if act.state == State::Fresh {
+                            act.close(ctx, Disconnect::STALE, false);
+                        }
+                    }));
+                }
+                Ok(Err(reason)) => act.close(ctx, reason.disconnect(), false),
+                Err(_) => act.close(ctx, Disconnect::SERVER_ERROR, false),
+            });
+        ctx.wait(registering);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(registered) = &self.registration {
+            self.router.do_send(Detach {
+                key: registered.key,
+            });
+            self.registry.do_send(Unregister {
+                key: registered.key,
+            });
+        }
+    }
+}
+
+/// Frames from the client.
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        if self.state == State::Closing {
+            return;
+        }
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_text(ctx, text.as_bytes()),
+            Ok(ws::Message::Binary(data)) => self.on_binary(ctx, &data),
+            Ok(ws::Message::Continuation(item)) => self.continuation(ctx, item),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                // SessionClose from the client: answer the close and end.
+                self.state = State::Closing;
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                let d = Disconnect::BAD_REQUEST.with_reason("message too large");
+                self.close(ctx, d, true);
+            }
+            Err(error) => {
+                let d = Disconnect::BAD_REQUEST.with_reason(error.to_string());
+                self.close(ctx, d, true);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// Frames to the client, coalesced by the outbox.
+impl StreamHandler<OutboundFrame> for Session {
+    fn handle(&mut self, frame: OutboundFrame, ctx: &mut Self::Context) {
+        self.sent += frame.items;
+        match self.format {
+            // SAFETY: every item is JSON text: replies from serde_json, and publication data that
+            // was checked to be JSON when it was published.
+            Format::Json => ctx.write_raw(ws::Message::Text(unsafe {
+                ByteString::from_bytes_unchecked(frame.bytes)
+            })),
+            Format::Protobuf => ctx.binary(frame.bytes),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        let disconnect = self.closing.take().unwrap_or(Disconnect::CONNECTION_CLOSED);
+        ctx.close(Some(close_reason(&disconnect)));
+        ctx.stop();
+    }
+}
+
+/// A close asked for by the Registry (shutdown) or the Router (slow consumer).
+impl Handler<CloseSession> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
+        self.close(ctx, msg.disconnect, msg.flush);
+    }
+}

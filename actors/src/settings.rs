@@ -1,0 +1,130 @@
+//! Settings the actors run with, deserialized straight from the `[client]` and `[limits]` tables
+//! of the config file. Option names follow Centrifugo's where it has one.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How each client connection behaves: heartbeats, sizes and queue bounds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    /// How often the server pings (an empty reply); whole seconds, `0s` turns pings off.
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// How long the client has to answer a ping before disconnect 3012.
+    #[serde(with = "duration")]
+    pub pong_timeout: Duration,
+    /// How long a connection may stay open without sending connect (then: disconnect 3502).
+    #[serde(with = "duration")]
+    pub stale_close_delay: Duration,
+    /// The largest inbound WebSocket message, in bytes (larger: disconnect 3501).
+    pub max_frame_size: usize,
+    /// Messages queued for one client before it counts as slow (disconnect 3008).
+    pub queue_max_messages: usize,
+    /// Bytes queued for one client before it counts as slow (disconnect 3008).
+    pub queue_max_size: usize,
+    /// Subscriptions one client may hold (more: error 106).
+    pub channel_limit: usize,
+    /// The longest channel name, in bytes (longer: error 107).
+    pub channel_max_length: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(8),
+            stale_close_delay: Duration::from_secs(10),
+            max_frame_size: 64 * 1024,
+            queue_max_messages: 4096,
+            queue_max_size: 1024 * 1024,
+            channel_limit: 128,
+            channel_max_length: 255,
+        }
+    }
+}
+
+/// Session limits that the Registry enforces (seed 001: "no server sessions available").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionLimits {
+    /// Sessions in all; 0 means no limit.
+    pub max_sessions: usize,
+    /// Sessions from one IP address; 0 means no limit.
+    pub max_sessions_per_address: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_sessions: 100_000,
+            max_sessions_per_address: 1_000,
+        }
+    }
+}
+
+/// Durations in config: `"25s"`, `"500ms"`, `"2m"`, `"1h"`, or a bare number of seconds.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        let ms = value.as_millis();
+        if ms % 1000 == 0 {
+            serializer.serialize_str(&format!("{}s", ms / 1000))
+        } else {
+            serializer.serialize_str(&format!("{ms}ms"))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(text) => parse(&text).map_err(D::Error::custom),
+        }
+    }
+
+    /// Parses `"25s"`-style text.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration such as \"25s\" or \"500ms\""))?;
+        let millis = match unit {
+            "ms" => 1,
+            "s" | "" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(format!("`{text}`: the unit must be ms, s, m or h")),
+        };
+        Ok(Duration::from_millis(number.saturating_mul(millis)))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn parses_units() {
+            assert_eq!(parse("25s"), Ok(Duration::from_secs(25)));
+            assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+            assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+            assert_eq!(parse("7"), Ok(Duration::from_secs(7)));
+            assert!(parse("5 weeks").is_err());
+            assert!(parse("s").is_err());
+        }
+    }
+}

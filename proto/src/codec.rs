@@ -1,0 +1,307 @@
+//! The two Centrifuge wire formats as pure functions over bytes.
+//!
+//! - JSON: text frames, one Command (or Reply) per line, lines joined by `\n`.
+//! - Protobuf: binary frames, each message prefixed by its varint length.
+//!
+//! Every outbound message is encoded once into an *item* ([`Bytes`]): a JSON line without its
+//! newline, or a length-prefixed Protobuf message. [`append_item`] joins items into one frame, so
+//! the bytes of a publication are shared by every subscriber and only framing is per connection.
+
+use std::fmt::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+
+use crate::protocol::{Command, Publication, Push, Reply};
+
+/// The wire format of one connection, fixed when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Json,
+    Protobuf,
+}
+
+impl Format {
+    /// The WebSocket subprotocol that selects Protobuf.
+    pub const PROTOBUF_SUBPROTOCOL: &'static str = "centrifuge-protobuf";
+    /// The optional WebSocket subprotocol that names JSON explicitly.
+    pub const JSON_SUBPROTOCOL: &'static str = "centrifuge-json";
+
+    /// `?cf_protocol=` values: `json` or `protobuf`.
+    pub fn from_query_value(value: &str) -> Option<Self> {
+        match value {
+            "json" => Some(Format::Json),
+            "protobuf" => Some(Format::Protobuf),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// Why an inbound frame could not be read as commands.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed JSON command: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("malformed Protobuf command: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+}
+
+/// The commands of one inbound frame, decoded one at a time so that a bad command in the middle
+/// of a batch still lets the ones before it run.
+pub fn decode_commands(format: Format, frame: &[u8]) -> Commands<'_> {
+    Commands {
+        format,
+        rest: frame,
+    }
+}
+
+/// Iterator returned by [`decode_commands`].
+pub struct Commands<'a> {
+    format: Format,
+    rest: &'a [u8],
+}
+
+impl Iterator for Commands<'_> {
+    type Item = Result<Command, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.format {
+            Format::Json => loop {
+                if self.rest.is_empty() {
+                    return None;
+                }
+                let (line, rest) = match self.rest.iter().position(|&b| b == b'\n') {
+                    Some(at) => (&self.rest[..at], &self.rest[at + 1..]),
+                    None => (self.rest, &[][..]),
+                };
+                self.rest = rest;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Some(serde_json::from_slice(line).map_err(DecodeError::from));
+            },
+            Format::Protobuf => {
+                if self.rest.is_empty() {
+                    return None;
+                }
+                let mut buf = self.rest;
+                let result = Command::decode_length_delimited(&mut buf);
+                // A bad message ends the batch: its length can no longer be trusted.
+                self.rest = if result.is_ok() { buf } else { &[] };
+                Some(result.map_err(DecodeError::from))
+            }
+        }
+    }
+}
+
+/// Encodes one Reply as an item.
+pub fn encode_reply(format: Format, reply: &Reply) -> Bytes {
+    match format {
+        Format::Json => Bytes::from(
+            serde_json::to_vec(reply).expect("replies hold JSON text in their bytes fields"),
+        ),
+        Format::Protobuf => Bytes::from(reply.encode_length_delimited_to_vec()),
+    }
+}
+
+/// Encodes a push (a Reply with no id) as an item.
+pub fn encode_push(format: Format, push: Push) -> Bytes {
+    encode_reply(
+        format,
+        &Reply {
+            push: Some(push),
+            ..Reply::default()
+        },
+    )
+}
+
+/// The server's ping: an empty Reply (`{}` in JSON, a zero-length message in Protobuf).
+pub fn ping_item(format: Format) -> Bytes {
+    match format {
+        Format::Json => Bytes::from_static(b"{}"),
+        Format::Protobuf => Bytes::from_static(&[0]),
+    }
+}
+
+/// Encodes the push of a publication on `channel`: the hot path, run once per publication and
+/// format. `publication.data` must be JSON text (checked when it was published).
+pub fn encode_publication(format: Format, channel: &str, publication: &Publication) -> Bytes {
+    let plain = publication.info.is_none()
+        && publication.tags.is_empty()
+        && !publication.delta
+        && publication.time == 0
+        && publication.channel.is_empty()
+        && !publication.data.is_empty();
+    if format == Format::Json && plain {
+        // Written by hand so the data is copied once, not parsed again as serde's RawValue would.
+        let mut out = BytesMut::with_capacity(48 + channel.len() + publication.data.len());
+        out.put_slice(b"{\"push\":{\"channel\":");
+        serde_json::to_writer((&mut out).writer(), channel).expect("a string always encodes");
+        out.put_slice(b",\"pub\":{\"data\":");
+        out.put_slice(&publication.data);
+        if publication.offset != 0 {
+            write!(out, ",\"offset\":{}", publication.offset).expect("BytesMut grows");
+        }
+        out.put_slice(b"}}}");
+        return out.freeze();
+    }
+    encode_push(
+        format,
+        Push {
+            channel: channel.to_owned(),
+            r#pub: Some(publication.clone()),
+            ..Push::default()
+        },
+    )
+}
+
+/// Appends one item to a frame being built: JSON lines are joined by `\n`, Protobuf messages
+/// already carry their lengths.
+pub fn append_item(format: Format, frame: &mut BytesMut, item: &[u8]) {
+    if format == Format::Json && !frame.is_empty() {
+        frame.put_u8(b'\n');
+    }
+    frame.put_slice(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ClientInfo, ConnectRequest, PublishRequest};
+
+    fn json_commands(frame: &str) -> Vec<Command> {
+        decode_commands(Format::Json, frame.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn json_batch_of_the_js_sdk() {
+        let cmds = json_commands(
+            "{\"connect\":{\"name\":\"js\"},\"id\":1}\n{\"subscribe\":{\"channel\":\"news\",\"flag\":1},\"id\":2}",
+        );
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds[0].id, 1);
+        assert_eq!(cmds[0].connect.as_ref().unwrap().name, "js");
+        let sub = cmds[1].subscribe.as_ref().unwrap();
+        assert_eq!((sub.channel.as_str(), sub.flag), ("news", 1));
+    }
+
+    #[test]
+    fn json_data_is_raw_and_null_is_empty() {
+        let cmds = json_commands(
+            "{\"id\":3,\"publish\":{\"channel\":\"a\",\"data\":{\"x\": [1, 2]}}}\n\n{\"id\":4,\"connect\":{\"data\":null}}\n",
+        );
+        assert_eq!(
+            &cmds[0].publish.as_ref().unwrap().data[..],
+            b"{\"x\": [1, 2]}"
+        );
+        assert!(cmds[1].connect.as_ref().unwrap().data.is_empty());
+    }
+
+    #[test]
+    fn json_bad_line_stops_only_itself() {
+        let mut it = decode_commands(Format::Json, b"{\"id\":1}\n{\"id\":\n{\"id\":2}");
+        assert_eq!(it.next().unwrap().unwrap().id, 1);
+        assert!(it.next().unwrap().is_err());
+        assert_eq!(it.next().unwrap().unwrap().id, 2);
+    }
+
+    #[test]
+    fn json_reply_leaves_defaults_out() {
+        let reply = Reply {
+            id: 7,
+            publish: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            &encode_reply(Format::Json, &reply)[..],
+            b"{\"id\":7,\"publish\":{}}"
+        );
+        assert_eq!(&encode_reply(Format::Json, &Reply::default())[..], b"{}");
+    }
+
+    #[test]
+    fn protobuf_batch_round_trips() {
+        let a = Command {
+            id: 1,
+            connect: Some(ConnectRequest::default()),
+            ..Default::default()
+        };
+        let b = Command {
+            id: 2,
+            publish: Some(PublishRequest {
+                channel: "c".into(),
+                data: Bytes::from_static(b"1"),
+            }),
+            ..Default::default()
+        };
+        let mut frame = a.encode_length_delimited_to_vec();
+        frame.extend(b.encode_length_delimited_to_vec());
+        frame.push(0); // an empty command: a pong
+        let cmds: Vec<Command> = decode_commands(Format::Protobuf, &frame)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(cmds, vec![a, b, Command::default()]);
+    }
+
+    #[test]
+    fn protobuf_truncated_is_an_error_that_ends_the_batch() {
+        let mut it = decode_commands(Format::Protobuf, &[10, 8, 1]);
+        assert!(it.next().unwrap().is_err());
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn hand_written_publication_equals_serde() {
+        let publication = Publication {
+            data: Bytes::from_static(b"{\"price\":\"1.5\"}"),
+            offset: 42,
+            ..Default::default()
+        };
+        let channel = "ticker:sim:BTC/USDT \"q\"";
+        let fast = encode_publication(Format::Json, channel, &publication);
+        let slow = encode_push(
+            Format::Json,
+            Push {
+                channel: channel.into(),
+                r#pub: Some(publication.clone()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(fast, slow);
+        assert_eq!(
+            &fast[..],
+            &b"{\"push\":{\"channel\":\"ticker:sim:BTC/USDT \\\"q\\\"\",\"pub\":{\"data\":{\"price\":\"1.5\"},\"offset\":42}}}"[..]
+        );
+        let with_info = Publication {
+            info: Some(ClientInfo {
+                user: "u".into(),
+                ..Default::default()
+            }),
+            ..publication
+        };
+        let decoded: Reply =
+            serde_json::from_slice(&encode_publication(Format::Json, "c", &with_info)).unwrap();
+        assert_eq!(decoded.push.unwrap().r#pub.unwrap(), with_info);
+    }
+
+    #[test]
+    fn frames_join_json_with_newlines_and_protobuf_by_length() {
+        let mut json = BytesMut::new();
+        append_item(Format::Json, &mut json, b"{}");
+        append_item(Format::Json, &mut json, b"{\"id\":1}");
+        assert_eq!(&json[..], b"{}\n{\"id\":1}");
+        let mut pb = BytesMut::new();
+        append_item(Format::Protobuf, &mut pb, &ping_item(Format::Protobuf));
+        append_item(Format::Protobuf, &mut pb, &[2, 8, 1]);
+        assert_eq!(&pb[..], &[0, 2, 8, 1]);
+    }
+}

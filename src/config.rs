@@ -1,0 +1,248 @@
+//! The configuration: a TOML file, every option overridable by an environment variable.
+//!
+//! `RPC_CRYPTO_<KEY>` sets a top-level key and `RPC_CRYPTO_<TABLE>__<KEY>` one inside a table
+//! (`RPC_CRYPTO_CLIENT__PING_INTERVAL=10s`). A value is read as TOML (`25`, `true`,
+//! `[{name = "chat"}]`) unless the option is a string, and as plain text when it is not TOML.
+//! With neither file nor variables, [`Config::default`] is the embedded default: it serves on
+//! 127.0.0.1:8000 and lets anonymous clients read the market channels.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules, Namespace};
+use rpc_crypto_actors::settings::{duration, ClientSettings, SessionLimits};
+use serde::{Deserialize, Serialize};
+
+/// The prefix of the environment variables that override options.
+pub const ENV_PREFIX: &str = "RPC_CRYPTO_";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// How long shutdown waits for sessions to flush their queues before it stops anyway.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+    pub client: ClientSettings,
+    pub limits: SessionLimits,
+    /// The options of channels with no namespace (no `:` in their name).
+    pub channel: ChannelOptions,
+    pub namespaces: Vec<Namespace>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let read_only = ChannelOptions {
+            allow_subscribe_for_client: true,
+            allow_subscribe_for_anonymous: true,
+            ..ChannelOptions::default()
+        };
+        let market = ["ticker", "trades", "book", "ohlcv", "rates"].map(|name| Namespace {
+            name: name.to_owned(),
+            options: read_only.clone(),
+        });
+        let sandbox = Namespace {
+            name: "sandbox".to_owned(),
+            options: ChannelOptions {
+                allow_publish_for_subscriber: true,
+                allow_publish_for_anonymous: true,
+                ..read_only.clone()
+            },
+        };
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            workers: 0,
+            shutdown_timeout: Duration::from_secs(10),
+            client: ClientSettings::default(),
+            limits: SessionLimits::default(),
+            channel: ChannelOptions::default(),
+            namespaces: market.into_iter().chain([sandbox]).collect(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file (if any), applies `RPC_CRYPTO_` variables from `env`, and checks the result.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text)?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = key.to_lowercase().split("__").map(str::to_owned).collect();
+            let is_string = lookup(&defaults, &path).is_some_and(toml::Value::is_str);
+            set(&mut table, &path, env_value(&value, is_string))
+                .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        }
+        let config: Config = toml::Value::Table(table).try_into()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        let c = &self.client;
+        if c.ping_interval.subsec_nanos() != 0 {
+            return invalid(
+                "client.ping_interval must be whole seconds (clients are told it in seconds)",
+            );
+        }
+        if !c.ping_interval.is_zero() && c.pong_timeout.is_zero() {
+            return invalid("client.pong_timeout must be above zero when pings are on");
+        }
+        if c.max_frame_size < 1024 {
+            return invalid("client.max_frame_size must be at least 1024 bytes");
+        }
+        if c.queue_max_messages == 0 || c.queue_max_size < c.max_frame_size {
+            return invalid("client.queue_max_messages must be above zero and client.queue_max_size at least client.max_frame_size");
+        }
+        let mut names = std::collections::HashSet::new();
+        for ns in &self.namespaces {
+            if ns.name.is_empty() || ns.name.contains([':', '$', '#']) || !names.insert(&ns.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "namespace `{}`: names must be unique, non-empty, without `:`, `$` or `#`",
+                    ns.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The channel rules the sessions enforce.
+    pub fn channel_rules(&self) -> ChannelRules {
+        ChannelRules::new(
+            self.channel.clone(),
+            &self.namespaces,
+            self.client.channel_max_length,
+        )
+    }
+}
+
+fn lookup<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut table = table;
+    for key in parents {
+        table = table.get(key)?.as_table()?;
+    }
+    table.get(last)
+}
+
+fn set(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut table = table;
+    for key in parents {
+        table = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a table"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+fn env_value(text: &str, is_string: bool) -> toml::Value {
+    if !is_string {
+        if let Ok(mut parsed) = toml::from_str::<toml::Table>(&format!("v = {text}")) {
+            if let Some(value) = parsed.remove("v") {
+                return value;
+            }
+        }
+    }
+    toml::Value::String(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let config = Config::load(None, env(&[("HOME", "/root")])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.client.ping_interval, Duration::from_secs(25));
+        assert!(config.namespaces.iter().any(|n| n.name == "ticker"));
+    }
+
+    #[test]
+    fn env_overrides_nested_and_typed() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("RPC_CRYPTO_LISTEN", "0.0.0.0:9000"),
+                ("RPC_CRYPTO_CLIENT__PING_INTERVAL", "3s"),
+                ("RPC_CRYPTO_CLIENT__MAX_FRAME_SIZE", "2048"),
+                ("RPC_CRYPTO_LIMITS__MAX_SESSIONS", "5"),
+                (
+                    "RPC_CRYPTO_NAMESPACES",
+                    "[{name = \"chat\", allow_publish_for_client = true}]",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.client.ping_interval, Duration::from_secs(3));
+        assert_eq!(config.client.max_frame_size, 2048);
+        assert_eq!(config.limits.max_sessions, 5);
+        assert_eq!(config.namespaces.len(), 1);
+        assert!(config.namespaces[0].options.allow_publish_for_client);
+    }
+
+    #[test]
+    fn unknown_and_invalid_options_are_errors() {
+        assert!(Config::load(None, env(&[("RPC_CRYPTO_NOPE", "1")])).is_err());
+        assert!(
+            Config::load(None, env(&[("RPC_CRYPTO_CLIENT__PING_INTERVAL", "1500ms")])).is_err()
+        );
+        assert!(Config::load(
+            None,
+            env(&[("RPC_CRYPTO_NAMESPACES", "[{name = \"a:b\"}]")])
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_example_config_is_the_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rpc-crypto.toml");
+        let example = Config::load(Some(&path), Vec::new()).unwrap();
+        let as_toml = |c: &Config| toml::to_string(c).unwrap();
+        assert_eq!(as_toml(&example), as_toml(&Config::default()));
+    }
+}

@@ -1,0 +1,14 @@
+//! rpc-crypto: a real-time broker for crypto-currency market data and trading that speaks the
+//! Centrifuge v2 client protocol, plus the RPC-Crypto session messages.
+//!
+//! # Layout
+//! - `proto/` (crate `rpc_crypto_proto`): wire formats as pure functions over bytes.
+//! - `actors/` (crate `rpc_crypto_actors`): Registry, Session and Router actors.
+//! - [`config`]: the TOML config and its `RPC_CRYPTO_` environment overrides.
+//! - [`server`]: the actix-web app, the WebSocket endpoint and graceful shutdown.
+//! - `main.rs`: the command line.
+//!
+//! Dependencies point one way: this crate → actors → proto.
+
+pub mod config;
+pub mod server;

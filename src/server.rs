@@ -1,0 +1,169 @@
+//! The HTTP side: the actix-web app, its WebSocket endpoint, and graceful shutdown.
+//!
+//! `GET /connection/websocket` upgrades to WebSocket and starts one Session actor; the wire
+//! format is chosen here (subprotocol `centrifuge-protobuf` or `?cf_protocol=`). `GET /health`
+//! answers 200 while the server runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web_actors::ws;
+use bytes::Bytes;
+use rpc_crypto_actors::channel::NOTIFICATIONS;
+use rpc_crypto_actors::registry::{Registry, Shutdown};
+use rpc_crypto_actors::router::{Publish, Router};
+use rpc_crypto_actors::session::{Session, SessionConfig};
+use rpc_crypto_proto::handshake::RejectReason;
+use rpc_crypto_proto::Format;
+
+use crate::config::Config;
+
+/// The path every Centrifuge SDK connects to.
+pub const WEBSOCKET_PATH: &str = "/connection/websocket";
+
+struct AppState {
+    sessions: Arc<SessionConfig>,
+    registry: Addr<Registry>,
+    router: Addr<Router>,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addrs: Vec<SocketAddr>,
+    server: actix_web::dev::Server,
+    registry: Addr<Registry>,
+    router: Addr<Router>,
+    shutdown_timeout: std::time::Duration,
+}
+
+/// Binds and starts the server inside the current actix system.
+pub fn start(config: &Config) -> std::io::Result<RunningServer> {
+    let registry = Registry::new(config.limits.clone()).start();
+    let router = Router::new().start();
+    let state = web::Data::new(AppState {
+        sessions: Arc::new(SessionConfig {
+            client: config.client.clone(),
+            rules: config.channel_rules(),
+        }),
+        registry: registry.clone(),
+        router: router.clone(),
+    });
+    let mut http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route(WEBSOCKET_PATH, web::get().to(websocket))
+            .route(
+                "/health",
+                web::get().to(|| async { HttpResponse::Ok().json("ok") }),
+            )
+    })
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(config.listen)?;
+    if config.workers > 0 {
+        http = http.workers(config.workers);
+    }
+    let addrs = http.addrs();
+    Ok(RunningServer {
+        addrs,
+        server: http.run(),
+        registry,
+        router,
+        shutdown_timeout: config.shutdown_timeout,
+    })
+}
+
+impl RunningServer {
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let RunningServer {
+            server,
+            registry,
+            router,
+            shutdown_timeout,
+            ..
+        } = self;
+        let handle = server.handle();
+        actix_rt::spawn(async move {
+            wait_for_signal().await;
+            log::info!("shutting down: closing every session with 3001");
+            shutdown(&registry, &router, shutdown_timeout).await;
+            handle.stop(true).await;
+        });
+        server.await
+    }
+}
+
+/// Tells subscribers of `notifications`, closes every session with 3001 after its queue is
+/// flushed, and waits for them (at most `timeout`).
+async fn shutdown(registry: &Addr<Registry>, router: &Addr<Router>, timeout: std::time::Duration) {
+    let notice = Publish {
+        channel: NOTIFICATIONS.to_owned(),
+        data: Bytes::from_static(b"{\"type\":\"shutdown\",\"reconnect\":true}"),
+    };
+    let _ = router.send(notice).await;
+    if tokio::time::timeout(timeout, registry.send(Shutdown))
+        .await
+        .is_err()
+    {
+        log::warn!("sessions still open after {timeout:?}; stopping anyway");
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// The wire format a connection asked for, or the reason to refuse it.
+fn requested_format(req: &HttpRequest) -> Result<Format, RejectReason> {
+    let subprotocols = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(str::trim));
+    let mut format = Format::Json;
+    for protocol in subprotocols {
+        if protocol == Format::PROTOBUF_SUBPROTOCOL {
+            format = Format::Protobuf;
+        }
+    }
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+    match query.get("cf_protocol") {
+        None => Ok(format),
+        Some(value) => Format::from_query_value(value).ok_or(RejectReason::ProtocolNotSupported),
+    }
+}
+
+async fn websocket(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (format, reject) = match requested_format(&req) {
+        Ok(format) => (format, None),
+        Err(reason) => (Format::Json, Some(reason.disconnect())),
+    };
+    let session = Session::new(
+        state.sessions.clone(),
+        state.registry.clone(),
+        state.router.clone(),
+        format,
+        req.peer_addr().map(|a| a.ip()),
+        reject,
+    );
+    ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(state.sessions.client.max_frame_size)
+        .protocols(&[Format::PROTOBUF_SUBPROTOCOL, Format::JSON_SUBPROTOCOL])
+        .start()
+}
