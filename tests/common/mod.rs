@@ -1,0 +1,429 @@
+//! Test harness: runs the real `rpc-crypto` binary on 127.0.0.1:0 and drives it with
+//! tokio-tungstenite clients speaking either wire format.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use rpc_crypto_proto::codec::Format;
+use rpc_crypto_proto::protocol::{
+    Command, ConnectRequest, PublishRequest, Reply, RpcRequest, SubscribeRequest,
+    UnsubscribeRequest,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for any one thing the server should send.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Namespaces of the test config: `chat` (subscribers publish), `open` (anyone publishes),
+/// `ticker` (read only).
+pub const TEST_NAMESPACES: &str = "[{name = \"chat\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_subscriber = true, allow_publish_for_anonymous = true}, {name = \"open\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_client = true, allow_publish_for_anonymous = true}, {name = \"ticker\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true}]";
+
+/// A running server process; killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    /// Starts the server with the test namespaces and `env` on top.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log =
+            std::env::temp_dir().join(format!("rpc-crypto-test-{}-{n}.log", std::process::id()));
+        let stderr = std::fs::File::create(&log).expect("a log file for the server");
+        let mut process = Process::new(env!("CARGO_BIN_EXE_rpc-crypto"));
+        process
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .env("RPC_CRYPTO_LISTEN", "127.0.0.1:0")
+            .env("RPC_CRYPTO_WORKERS", "2")
+            .env("RPC_CRYPTO_NAMESPACES", TEST_NAMESPACES)
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (key, value) in env {
+            process.env(key, value);
+        }
+        let mut child = process.spawn().expect("the server binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server prints where it listens");
+        let url = line
+            .trim()
+            .strip_prefix("rpc-crypto listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        Server { child, url, log }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails the test if the server panicked anywhere.
+    pub fn assert_no_panic(&self) {
+        let log = self.log();
+        assert!(!log.contains("panicked"), "the server panicked:\n{log}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Sends SIGTERM, as `docker stop` does.
+    pub fn terminate(&self) {
+        let status = Process::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end after a signal.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// What the server ended a connection with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// A raw WebSocket client of one wire format.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub format: Format,
+    items: VecDeque<Reply>,
+    /// Items (replies and pushes) received so far.
+    pub received: u64,
+    /// Commands sent so far.
+    pub sent: u64,
+}
+
+impl Client {
+    /// Opens the WebSocket; Protobuf is asked for with the `centrifuge-protobuf` subprotocol.
+    pub async fn open(url: &str, format: Format) -> Client {
+        let mut request = url.into_client_request().unwrap();
+        if format == Format::Protobuf {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                Format::PROTOBUF_SUBPROTOCOL.parse().unwrap(),
+            );
+        }
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+            .await
+            .expect("websocket opens");
+        Client {
+            ws,
+            format,
+            items: VecDeque::new(),
+            received: 0,
+            sent: 0,
+        }
+    }
+
+    /// Opens and connects; returns the client and the connect reply.
+    pub async fn connect(server: &Server, format: Format) -> (Client, Reply) {
+        let mut client = Client::open(&server.url, format).await;
+        let reply = client.call(connect(1)).await;
+        assert!(reply.error.is_none(), "connect failed: {reply:?}");
+        (client, reply)
+    }
+
+    /// Sends commands in one frame.
+    pub async fn send(&mut self, commands: &[Command]) {
+        self.sent += commands.len() as u64;
+        let message = match self.format {
+            Format::Json => Message::text(
+                commands
+                    .iter()
+                    .map(|c| serde_json::to_string(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            Format::Protobuf => Message::binary(
+                commands
+                    .iter()
+                    .flat_map(|c| c.encode_length_delimited_to_vec())
+                    .collect::<Vec<u8>>(),
+            ),
+        };
+        self.ws.send(message).await.expect("send");
+    }
+
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// Sends one command and returns the reply with its id (pushes before it stay queued).
+    pub async fn call(&mut self, command: Command) -> Reply {
+        let id = command.id;
+        self.send(&[command]).await;
+        self.reply_to(id).await
+    }
+
+    /// The next item (reply or push), however it was framed.
+    pub async fn next_item(&mut self) -> Reply {
+        match self.next_item_or_close().await {
+            Ok(item) => item,
+            Err(closed) => panic!("connection closed while waiting for an item: {closed:?}"),
+        }
+    }
+
+    /// The next item, or how the connection ended.
+    pub async fn next_item_or_close(&mut self) -> Result<Reply, Closed> {
+        loop {
+            if let Some(item) = self.items.pop_front() {
+                return Ok(item);
+            }
+            let frame = self.next_message().await?;
+            self.split(frame);
+        }
+    }
+
+    /// The next item within `wait`; `None` on time-out or close.
+    pub async fn try_next_item(&mut self, wait: Duration) -> Option<Reply> {
+        tokio::time::timeout(wait, self.next_item_or_close())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// The reply to command `id`; pushes and other replies before it are kept in order.
+    pub async fn reply_to(&mut self, id: u32) -> Reply {
+        let mut skipped = VecDeque::new();
+        let reply = loop {
+            let item = self.next_item().await;
+            if item.id == id && item.push.is_none() {
+                break item;
+            }
+            skipped.push_back(item);
+        };
+        skipped.extend(self.items.drain(..));
+        self.items = skipped;
+        reply
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            if let Err(closed) = self.next_message().await {
+                return closed;
+            }
+        }
+    }
+
+    /// The next data frame exactly as the server wrote it.
+    pub async fn next_frame(&mut self) -> Bytes {
+        assert!(
+            self.items.is_empty(),
+            "items already split from earlier frames"
+        );
+        self.next_message().await.expect("a frame, not a close")
+    }
+
+    /// The next data frame's payload, or how the connection ended.
+    async fn next_message(&mut self) -> Result<Bytes, Closed> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("the server sends something in time");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    assert_eq!(
+                        self.format,
+                        Format::Json,
+                        "text frame on a Protobuf connection"
+                    );
+                    return Ok(Bytes::copy_from_slice(text.as_bytes()));
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    assert_eq!(
+                        self.format,
+                        Format::Protobuf,
+                        "binary frame on a JSON connection"
+                    );
+                    return Ok(data);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map_or(
+                        Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        },
+                        |f| Closed {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        },
+                    ))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => {
+                    return Err(Closed {
+                        code: 1006,
+                        reason: "connection dropped without a close frame".into(),
+                    })
+                }
+            }
+        }
+    }
+
+    fn split(&mut self, frame: Bytes) {
+        match self.format {
+            Format::Json => {
+                for line in frame.split(|&b| b == b'\n') {
+                    self.items
+                        .push_back(serde_json::from_slice(line).expect("JSON reply"));
+                    self.received += 1;
+                }
+            }
+            Format::Protobuf => {
+                let mut buf = &frame[..];
+                while !buf.is_empty() {
+                    self.items.push_back(
+                        Reply::decode_length_delimited(&mut buf).expect("Protobuf reply"),
+                    );
+                    self.received += 1;
+                }
+            }
+        }
+    }
+}
+
+pub fn connect(id: u32) -> Command {
+    Command {
+        id,
+        connect: Some(ConnectRequest::default()),
+        ..Command::default()
+    }
+}
+
+pub fn connect_with_data(id: u32, data: &str) -> Command {
+    Command {
+        id,
+        connect: Some(ConnectRequest {
+            data: Bytes::from(data.to_owned()),
+            ..ConnectRequest::default()
+        }),
+        ..Command::default()
+    }
+}
+
+pub fn subscribe(id: u32, channel: &str) -> Command {
+    Command {
+        id,
+        subscribe: Some(SubscribeRequest {
+            channel: channel.into(),
+            ..SubscribeRequest::default()
+        }),
+        ..Command::default()
+    }
+}
+
+pub fn unsubscribe(id: u32, channel: &str) -> Command {
+    Command {
+        id,
+        unsubscribe: Some(UnsubscribeRequest {
+            channel: channel.into(),
+        }),
+        ..Command::default()
+    }
+}
+
+pub fn publish(id: u32, channel: &str, data: &str) -> Command {
+    Command {
+        id,
+        publish: Some(PublishRequest {
+            channel: channel.into(),
+            data: Bytes::from(data.to_owned()),
+        }),
+        ..Command::default()
+    }
+}
+
+pub fn rpc(id: u32, method: &str, data: &str) -> Command {
+    Command {
+        id,
+        rpc: Some(RpcRequest {
+            method: method.into(),
+            data: Bytes::from(data.to_owned()),
+        }),
+        ..Command::default()
+    }
+}
+
+/// The code of a reply's error, or 0.
+pub fn error_code(reply: &Reply) -> u32 {
+    reply.error.as_ref().map_or(0, |e| e.code)
+}
+
+/// A reply's rpc result data as JSON.
+pub fn rpc_data(reply: &Reply) -> serde_json::Value {
+    let result = reply
+        .rpc
+        .as_ref()
+        .unwrap_or_else(|| panic!("not an rpc result: {reply:?}"));
+    serde_json::from_slice(&result.data).unwrap()
+}
+
+/// A publication push's channel and data as JSON.
+pub fn publication(item: &Reply) -> (String, serde_json::Value) {
+    let push = item
+        .push
+        .as_ref()
+        .unwrap_or_else(|| panic!("not a push: {item:?}"));
+    let publication = push.r#pub.as_ref().expect("a publication push");
+    (
+        push.channel.clone(),
+        serde_json::from_slice(&publication.data).unwrap(),
+    )
+}
+
+pub const BOTH: [Format; 2] = [Format::Json, Format::Protobuf];
