@@ -50,6 +50,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         registry: registry.clone(),
         router: router.clone(),
     });
+    let write_timeout = config.client.write_timeout;
     let mut http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -59,6 +60,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
                 web::get().to(|| async { HttpResponse::Ok().json("ok") }),
             )
     })
+    .on_connect(move |connection, _| set_write_timeout(connection, write_timeout))
     .disable_signals()
     .shutdown_timeout(1)
     .bind(config.listen)?;
@@ -93,6 +95,17 @@ impl RunningServer {
             handle.stop(true).await;
         });
         server.await
+    }
+}
+
+/// Drops a connection whose sent data stays unacknowledged for `timeout`. A client that stops
+/// reading stalls its session actor (it runs only as its socket drains), so only the kernel can
+/// end such a connection; this frees its session slot, its queue and its socket buffers.
+fn set_write_timeout(connection: &dyn std::any::Any, timeout: std::time::Duration) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(error) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+            log::warn!("cannot set TCP_USER_TIMEOUT: {error}");
+        }
     }
 }
 

@@ -80,3 +80,38 @@ async fn a_client_that_stops_reading_is_cut_off_and_nobody_else_loses_a_message(
     );
     server.assert_no_panic();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_again_is_dropped_and_frees_its_session() {
+    let server = Server::start(&[
+        ("RPC_CRYPTO_LIMITS__MAX_SESSIONS", "2"),
+        ("RPC_CRYPTO_CLIENT__QUEUE_MAX_MESSAGES", "100"),
+        ("RPC_CRYPTO_CLIENT__QUEUE_MAX_SIZE", "65536"),
+        ("RPC_CRYPTO_CLIENT__WRITE_TIMEOUT", "1s"),
+    ]);
+    let channel = "open:firehose";
+    let (mut stalled, _) = Client::connect(&server, Format::Json).await;
+    stalled.call(subscribe(2, channel)).await;
+    let (mut publisher, _) = Client::connect(&server, Format::Protobuf).await;
+    let data = format!("{{\"pad\":\"{}\"}}", "x".repeat(8000));
+    // Enough to fill the stalled client's socket buffers and then its queue.
+    for n in 0..2_000u32 {
+        publisher.call(publish(10 + n, channel, &data)).await;
+    }
+    // The stalled client never reads again. Once the kernel gives up on it (write_timeout),
+    // its session ends and its slot is free for someone else.
+    let mut attempts = 0;
+    loop {
+        let mut client = Client::open(&server.url, Format::Json).await;
+        client.send(&[connect(1)]).await;
+        let reply = client.try_next_item(Duration::from_secs(1)).await;
+        if reply.is_some_and(|r| r.connect.is_some()) {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 30, "the stalled client still holds its session");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(stalled);
+    server.assert_no_panic();
+}

@@ -24,6 +24,11 @@ pub struct ClientSettings {
     pub queue_max_messages: usize,
     /// Bytes queued for one client before it counts as slow (disconnect 3008).
     pub queue_max_size: usize,
+    /// A connection whose sent data stays unacknowledged this long is dropped (TCP_USER_TIMEOUT).
+    /// It frees what a client that stopped reading altogether holds, even after its session was
+    /// ended: its session slot, its queue and its socket buffers.
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
     /// Subscriptions one client may hold (more: error 106).
     pub channel_limit: usize,
     /// The longest channel name, in bytes (longer: error 107).
@@ -39,6 +44,7 @@ impl Default for ClientSettings {
             max_frame_size: 64 * 1024,
             queue_max_messages: 4096,
             queue_max_size: 1024 * 1024,
+            write_timeout: Duration::from_secs(30),
             channel_limit: 128,
             channel_max_length: 255,
         }
