@@ -122,11 +122,6 @@ impl ChannelPolicy<'_> {
         (o.allow_publish_for_client || (o.allow_publish_for_subscriber && subscribed))
             && (!user.is_empty() || o.allow_publish_for_anonymous)
     }
-
-    /// Whether the channel may be shown to any client (not private, not user-limited).
-    pub fn is_public(&self) -> bool {
-        !self.private
-    }
 }
 
 /// Whether a channel name may be listed to other clients: neither private nor user-limited.

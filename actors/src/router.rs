@@ -103,9 +103,13 @@ impl Router {
         Some(session.close)
     }
 
-    /// Detaches a session whose queue overflowed and tells it to close with 3008.
-    fn drop_slow(&mut self, key: SessionKey) {
-        if let Some(close) = self.detach(key) {
+    /// Detaches a session that can take no more: one whose queue overflowed is told to close
+    /// with 3008; one that is already closing is only forgotten.
+    fn drop_subscriber(&mut self, key: SessionKey, error: PushError) {
+        let Some(close) = self.detach(key) else {
+            return;
+        };
+        if error == PushError::Full {
             close.do_send(CloseSession {
                 disconnect: Disconnect::SLOW,
                 flush: false,
@@ -126,8 +130,8 @@ impl Handler<Subscribe> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        if msg.outbox.push(msg.reply).is_err() {
-            self.drop_slow(msg.key);
+        if let Err(error) = msg.outbox.push(msg.reply) {
+            self.drop_subscriber(msg.key, error);
             return;
         }
         let session = self
@@ -167,10 +171,8 @@ impl Handler<Unsubscribe> for Router {
                 .map(|s| s.outbox.clone())
         });
         self.remove_subscriber(&msg.channel, msg.key);
-        if let Some(outbox) = outbox {
-            if outbox.push(msg.reply) == Err(PushError::Full) {
-                self.drop_slow(msg.key);
-            }
+        if let Some(Err(error)) = outbox.map(|outbox| outbox.push(msg.reply)) {
+            self.drop_subscriber(msg.key, error);
         }
     }
 }
@@ -196,7 +198,7 @@ impl Handler<Publish> for Router {
         };
         let mut json = None;
         let mut protobuf = None;
-        let mut slow = Vec::new();
+        let mut failed = Vec::new();
         for subscriber in subscribers {
             let item = match subscriber.format {
                 Format::Json => json.get_or_insert_with(|| {
@@ -206,12 +208,12 @@ impl Handler<Publish> for Router {
                     encode_publication(Format::Protobuf, &msg.channel, &publication)
                 }),
             };
-            if subscriber.outbox.push(item.clone()).is_err() {
-                slow.push(subscriber.key);
+            if let Err(error) = subscriber.outbox.push(item.clone()) {
+                failed.push((subscriber.key, error));
             }
         }
-        for key in slow {
-            self.drop_slow(key);
+        for (key, error) in failed {
+            self.drop_subscriber(key, error);
         }
     }
 }
