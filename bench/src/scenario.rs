@@ -1,0 +1,378 @@
+//! The scenarios: fan-out at an open-loop rate, idle connections, and connects per second.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::payload::{self, Scanner};
+use crate::proc;
+use crate::target::{next_data, Target, Ws};
+
+/// Publication ticks per second: a publisher sends what is due every tick, in one message.
+const TICKS_PER_SECOND: u64 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    pub target: Target,
+    pub url: String,
+    pub subscribers: usize,
+    pub publishers: usize,
+    /// Messages per second, all publishers together.
+    pub rate: u64,
+    pub size: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub drain: Duration,
+    pub server_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutReport {
+    pub target: Target,
+    pub subscribers: usize,
+    pub rate: u64,
+    pub size: usize,
+    /// Publications sent inside the measured window.
+    pub published: u64,
+    /// `published` times the subscribers: what should have been delivered.
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub delivered_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Server CPU seconds during the window, and per million deliveries.
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_s_per_million: Option<f64>,
+    pub server_rss_kib: Option<u64>,
+    /// The generator's own CPU during the window, as a share of one core.
+    pub generator_cpu: f64,
+}
+
+struct Window {
+    start: Instant,
+    from_ns: u64,
+    to_ns: u64,
+}
+
+impl Window {
+    fn contains(&self, t: u64) -> bool {
+        (self.from_ns..self.to_ns).contains(&t)
+    }
+}
+
+/// What one subscriber saw.
+struct Seen {
+    delivered: u64,
+    latencies: Histogram<u64>,
+}
+
+pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
+    anyhow::ensure!(
+        params.size >= payload::MIN_SIZE,
+        "payloads are at least {} bytes",
+        payload::MIN_SIZE
+    );
+    let mut subscribers = Vec::with_capacity(params.subscribers);
+    for n in 0..params.subscribers {
+        subscribers.push(params.target.subscriber(&params.url, n).await?);
+    }
+    let mut publishers = Vec::with_capacity(params.publishers);
+    for n in 0..params.publishers {
+        publishers.push(params.target.publisher(&params.url, n).await?);
+    }
+
+    let start = Instant::now();
+    let window = Rc::new(Window {
+        start,
+        from_ns: params.warmup.as_nanos() as u64,
+        to_ns: (params.warmup + params.duration).as_nanos() as u64,
+    });
+    let publish_until = start + params.warmup + params.duration;
+    let stop_at = publish_until + params.drain;
+
+    let local = tokio::task::LocalSet::new();
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|ws| local.spawn_local(read(params.target, ws, window.clone(), stop_at)))
+        .collect();
+    let per_publisher = params.rate / params.publishers.max(1) as u64;
+    let writers: Vec<_> = publishers
+        .into_iter()
+        .map(|ws| {
+            local.spawn_local(publish(
+                params.target,
+                ws,
+                window.clone(),
+                per_publisher,
+                params.size,
+                publish_until,
+                stop_at,
+            ))
+        })
+        .collect();
+    let probe = local.spawn_local(measure(window.clone(), params.server_pid));
+
+    let (seen, published, usage) = local
+        .run_until(async move {
+            let mut seen = Vec::new();
+            for reader in readers {
+                seen.push(reader.await??);
+            }
+            let mut published = 0;
+            for writer in writers {
+                published += writer.await??;
+            }
+            anyhow::Ok((seen, published, probe.await??))
+        })
+        .await?;
+
+    let mut latencies = Histogram::<u64>::new(3)?;
+    let mut delivered = 0;
+    for s in &seen {
+        delivered += s.delivered;
+        latencies.add(&s.latencies)?;
+    }
+    let expected = published * params.subscribers as u64;
+    let window_s = params.duration.as_secs_f64();
+    let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1e6;
+    Ok(FanoutReport {
+        target: params.target,
+        subscribers: params.subscribers,
+        rate: params.rate,
+        size: params.size,
+        published,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        delivered_per_sec: delivered as f64 / window_s,
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        max_ms: latencies.max() as f64 / 1e6,
+        server_cpu_s: usage.server_cpu_s,
+        server_cpu_s_per_million: usage
+            .server_cpu_s
+            .filter(|_| delivered > 0)
+            .map(|cpu| cpu / (delivered as f64 / 1e6)),
+        server_rss_kib: usage.server_rss_kib,
+        generator_cpu: usage.generator_cpu_s / window_s,
+    })
+}
+
+/// Reads deliveries until `stop_at`, recording the latency of those sent inside the window.
+async fn read(
+    target: Target,
+    mut ws: Ws,
+    window: Rc<Window>,
+    stop_at: Instant,
+) -> anyhow::Result<Seen> {
+    let mut seen = Seen {
+        delivered: 0,
+        latencies: Histogram::new(3)?,
+    };
+    let mut scanner = Scanner::default();
+    let deadline = tokio::time::sleep_until(stop_at.into());
+    tokio::pin!(deadline);
+    loop {
+        let data = tokio::select! {
+            _ = &mut deadline => break,
+            data = next_data(&mut ws) => data?,
+        };
+        let now = window.start.elapsed().as_nanos() as u64;
+        scanner.scan(&data, |t| {
+            if window.contains(t) {
+                seen.delivered += 1;
+                let _ = seen.latencies.record(now.saturating_sub(t).max(1));
+            }
+        });
+        if let Some(answer) = target.answer(&data) {
+            ws.send(answer).await?;
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(seen)
+}
+
+/// Publishes `rate` messages per second until `until`, open loop: what is due at each tick goes
+/// out in one message, whatever the server does. Returns how many were sent inside the window.
+async fn publish(
+    target: Target,
+    ws: Ws,
+    window: Rc<Window>,
+    rate: u64,
+    size: usize,
+    until: Instant,
+    stop_at: Instant,
+) -> anyhow::Result<u64> {
+    let (mut sink, mut stream) = ws.split();
+    // Replies (rpc-crypto answers each publish) are read and dropped, so that the publisher is
+    // never the slow reader.
+    let drain = tokio::task::spawn_local(async move {
+        let deadline = tokio::time::sleep_until(stop_at.into());
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                item = stream.next() => if item.is_none() { break },
+            }
+        }
+    });
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / TICKS_PER_SECOND));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sent: u64 = 0;
+    let mut in_window = 0;
+    let mut next_id = 1;
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    loop {
+        ticker.tick().await;
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        let elapsed = now - window.start;
+        let due = (elapsed.as_nanos() as u64 * rate / 1_000_000_000).saturating_sub(sent);
+        if due == 0 {
+            continue;
+        }
+        let t = elapsed.as_nanos() as u64;
+        batch.clear();
+        for _ in 0..due {
+            let mut payload = Vec::with_capacity(size);
+            payload::make(t, size, &mut payload);
+            batch.push(payload);
+        }
+        sink.send(target.publish_message(&batch, &mut next_id))
+            .await?;
+        sent += due;
+        if window.contains(t) {
+            in_window += due;
+        }
+    }
+    drain.await?;
+    let _ = sink.send(Message::Close(None)).await;
+    Ok(in_window)
+}
+
+struct Usage {
+    server_cpu_s: Option<f64>,
+    server_rss_kib: Option<u64>,
+    generator_cpu_s: f64,
+}
+
+/// CPU time of the server and of this generator across the window, and the server's RSS.
+async fn measure(window: Rc<Window>, server: Option<u32>) -> anyhow::Result<Usage> {
+    let at = |ns| window.start + Duration::from_nanos(ns);
+    tokio::time::sleep_until(at(window.from_ns).into()).await;
+    let server_before = server.and_then(|pid| proc::cpu_time(Some(pid)));
+    let own_before = proc::cpu_time(None).unwrap_or_default();
+    tokio::time::sleep_until(at(window.to_ns).into()).await;
+    let server_after = server.and_then(|pid| proc::cpu_time(Some(pid)));
+    let own_after = proc::cpu_time(None).unwrap_or_default();
+    Ok(Usage {
+        server_cpu_s: server_before
+            .zip(server_after)
+            .map(|(b, a)| (a - b).as_secs_f64()),
+        server_rss_kib: server.and_then(proc::rss_kib),
+        generator_cpu_s: (own_after - own_before).as_secs_f64(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleReport {
+    pub target: Target,
+    pub connections: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub kib_per_connection: f64,
+}
+
+/// Opens `count` subscribed connections and leaves them idle; reports the server's RSS growth.
+pub async fn idle(
+    target: Target,
+    url: &str,
+    count: usize,
+    server_pid: u32,
+) -> anyhow::Result<IdleReport> {
+    let before = proc::rss_kib(server_pid).unwrap_or_default();
+    let mut open = Vec::with_capacity(count);
+    for n in 0..count {
+        open.push(target.subscriber(url, n).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = proc::rss_kib(server_pid).unwrap_or_default();
+    drop(open);
+    Ok(IdleReport {
+        target,
+        connections: count,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        kib_per_connection: after.saturating_sub(before) as f64 / count as f64,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectsReport {
+    pub target: Target,
+    pub sessions: usize,
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub sessions_per_sec: f64,
+    pub generator_cpu: f64,
+}
+
+/// Opens `count` sessions, `concurrency` at a time, each established and subscribed.
+pub async fn connects(
+    target: Target,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<ConnectsReport> {
+    let local = tokio::task::LocalSet::new();
+    let own_before = proc::cpu_time(None).unwrap_or_default();
+    let started = Instant::now();
+    let per_task = count.div_ceil(concurrency);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let url = url.to_owned();
+            local.spawn_local(async move {
+                let mut open = Vec::with_capacity(per_task);
+                for i in 0..per_task {
+                    let n = task * per_task + i;
+                    if n >= count {
+                        break;
+                    }
+                    open.push(target.subscriber(&url, n).await?);
+                }
+                anyhow::Ok(open)
+            })
+        })
+        .collect();
+    let open = local
+        .run_until(async move {
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await??);
+            }
+            anyhow::Ok(all)
+        })
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let own = (proc::cpu_time(None).unwrap_or_default() - own_before).as_secs_f64();
+    let sessions = open.len();
+    drop(open);
+    Ok(ConnectsReport {
+        target,
+        sessions,
+        concurrency,
+        seconds,
+        sessions_per_sec: sessions as f64 / seconds,
+        generator_cpu: own / seconds,
+    })
+}
