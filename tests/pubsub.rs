@@ -224,3 +224,20 @@ async fn send_runs_a_method_without_a_reply() {
         assert_eq!(client.closed().await.code, 4500);
     }
 }
+
+#[tokio::test]
+async fn protobuf_data_with_raw_newlines_stays_one_json_line() {
+    let server = Server::start(&[]);
+    let (mut subscriber, _) = Client::connect(&server, Format::Json).await;
+    subscriber.call(subscribe(2, "open:nl")).await;
+    let (mut publisher, _) = Client::connect(&server, Format::Protobuf).await;
+    let reply = publisher
+        .call(publish(2, "open:nl", "{\"a\":\n[1,\n2]}\n"))
+        .await;
+    assert_eq!(error_code(&reply), 0);
+    let frame = subscriber.next_frame().await;
+    assert!(!frame.contains(&b'\n'), "one line: {frame:?}");
+    let reply: rpc_crypto_proto::protocol::Reply = serde_json::from_slice(&frame).unwrap();
+    let (_, data) = publication(&reply);
+    assert_eq!(data, serde_json::json!({"a": [1, 2]}));
+}

@@ -254,3 +254,40 @@ async fn shutdown_flushes_notifies_and_closes_with_3001() {
     assert_eq!(other.closed().await.code, 3001);
     assert!(server.wait_exit().success());
 }
+
+#[tokio::test]
+async fn the_echoed_subprotocol_names_the_format_spoken() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Server::start(&[]);
+    for (offer, query, echoed) in [
+        (
+            "centrifuge-json, centrifuge-protobuf",
+            "",
+            Some("centrifuge-json"),
+        ),
+        (
+            "centrifuge-protobuf, centrifuge-json",
+            "",
+            Some("centrifuge-protobuf"),
+        ),
+        (
+            "centrifuge-protobuf",
+            "?cf_protocol=json",
+            Some("centrifuge-protobuf"),
+        ),
+        ("mqtt, centrifuge-json", "", Some("centrifuge-json")),
+    ] {
+        let mut request = format!("{}{query}", server.url)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", offer.parse().unwrap());
+        let (_, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let got = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(got.as_deref(), echoed, "offer {offer:?}{query}");
+    }
+}

@@ -115,7 +115,7 @@ impl ChannelPolicy<'_> {
 
     /// Whether a client may publish, given whether it is subscribed to the channel.
     pub fn may_publish(&self, user: &str, subscribed: bool) -> bool {
-        if self.notifications {
+        if self.notifications || self.private {
             return false;
         }
         let o = self.options;
@@ -185,6 +185,7 @@ mod tests {
         assert!(!top.may_subscribe("alice"));
         let private = r.policy("$chat:x").unwrap();
         assert!(!private.may_subscribe("alice"));
+        assert!(!private.may_publish("alice", true));
         let notifications = r.policy(NOTIFICATIONS).unwrap();
         assert!(notifications.may_subscribe(""));
         assert!(!notifications.may_publish("alice", true));

@@ -19,8 +19,8 @@ use futures_util::Stream;
 use rpc_crypto_proto::codec::{append_item, Format};
 use tokio::sync::mpsc;
 
-/// The most items coalesced into one frame; the rest go in the next. A frame is also never
-/// larger than the queue's byte bound.
+/// The most items coalesced into one frame; the rest go in the next. A frame is never larger
+/// than the queue's byte bound plus one `\n` per item.
 const MAX_ITEMS_PER_FRAME: usize = 1024;
 
 /// Why an item could not be queued.

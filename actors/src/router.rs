@@ -131,7 +131,14 @@ impl Handler<Subscribe> for Router {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
         if let Err(error) = msg.outbox.push(msg.reply) {
-            self.drop_subscriber(msg.key, error);
+            // The session may have no subscription yet, so it is told directly.
+            self.detach(msg.key);
+            if error == PushError::Full {
+                msg.close.do_send(CloseSession {
+                    disconnect: Disconnect::SLOW,
+                    flush: false,
+                });
+            }
             return;
         }
         let session = self
@@ -230,5 +237,52 @@ impl Handler<ListChannels> for Router {
             .collect();
         names.sort_unstable();
         MessageResult(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::outbox::outbox;
+
+    /// Records the closes it is asked for.
+    struct Closes(Arc<Mutex<Vec<Disconnect>>>);
+    impl Actor for Closes {
+        type Context = Context<Self>;
+    }
+    impl Handler<CloseSession> for Closes {
+        type Result = ();
+        fn handle(&mut self, msg: CloseSession, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg.disconnect);
+        }
+    }
+
+    #[actix::test]
+    async fn a_first_subscribe_into_a_full_queue_closes_the_session_as_slow() {
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let close = Closes(closes.clone()).start().recipient();
+        let router = Router::new().start();
+        let (queue, _stream) = outbox(Format::Json, 1, 1024);
+        queue.push(Bytes::from_static(b"{}")).unwrap();
+        let subscribe = Subscribe {
+            key: 7,
+            channel: "c".into(),
+            format: Format::Json,
+            outbox: queue,
+            close,
+            reply: Bytes::from_static(b"{\"id\":2,\"subscribe\":{}}"),
+        };
+        router.send(subscribe).await.unwrap();
+        assert!(router.send(ListChannels).await.unwrap().is_empty());
+        // The close message is on its way to the session actor.
+        for _ in 0..100 {
+            if !closes.lock().unwrap().is_empty() {
+                break;
+            }
+            actix::clock::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(*closes.lock().unwrap(), vec![Disconnect::SLOW]);
     }
 }

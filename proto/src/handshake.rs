@@ -41,8 +41,9 @@ pub struct BadVersionList;
 /// The versions a client lists in its connect `data`; `None` when it lists none (no data, data
 /// that is not an object, or an object without `protocol_versions`).
 pub fn requested_versions(connect_data: &[u8]) -> Result<Option<Vec<u32>>, BadVersionList> {
-    let Some(list) = crate::rpc::member(connect_data, "protocol_versions") else {
-        return Ok(None);
+    let list = match crate::rpc::member(connect_data, "protocol_versions") {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(list) => list,
     };
     serde_json::from_value::<Vec<u32>>(list)
         .map(Some)
@@ -76,6 +77,10 @@ mod tests {
         assert_eq!(requested_versions(b"{\"user\":1}"), Ok(None));
         assert_eq!(requested_versions(b"\"text\""), Ok(None));
         assert_eq!(requested_versions(b"[[1]]"), Ok(None));
+        assert_eq!(
+            requested_versions(b"{\"protocol_versions\":null}"),
+            Ok(None)
+        );
         assert_eq!(
             requested_versions(b"{\"protocol_versions\":[3,1]}"),
             Ok(Some(vec![3, 1]))

@@ -2,11 +2,25 @@
 //! always read it), then hands the publication to the Router.
 
 use actix::prelude::*;
+use bytes::Bytes;
 use rpc_crypto_proto::protocol::{PublishRequest, PublishResult, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
 
 use crate::router::Publish;
 use crate::session::Session;
+
+/// Data without raw newlines, so that it fits one JSON line. In valid JSON a raw newline can
+/// only be white space between tokens (inside strings it must be escaped), so a space does as well.
+fn one_line(data: Bytes) -> Bytes {
+    if !data.contains(&b'\n') {
+        return data;
+    }
+    let spaced: Vec<u8> = data
+        .iter()
+        .map(|&b| if b == b'\n' { b' ' } else { b })
+        .collect();
+    Bytes::from(spaced)
+}
 
 pub(super) fn handle(
     session: &mut Session,
@@ -25,7 +39,8 @@ pub(super) fn handle(
     if req.data.is_empty() {
         return session.reply_error(id, ErrorReply::BAD_REQUEST.with_message("data required"));
     }
-    // JSON clients' data was parsed as JSON on the way in; Protobuf clients' is checked here.
+    // JSON clients' data was parsed as JSON, within one line, on the way in; Protobuf clients'
+    // is checked here.
     if session.format == Format::Protobuf
         && serde_json::from_slice::<serde::de::IgnoredAny>(&req.data).is_err()
     {
@@ -36,7 +51,7 @@ pub(super) fn handle(
     }
     let publish = Publish {
         channel: req.channel,
-        data: req.data,
+        data: one_line(req.data),
     };
     match session.router.try_send(publish) {
         Ok(()) => session.reply(Reply {
