@@ -55,7 +55,8 @@ impl Scanner {
 fn scan_complete(buf: &[u8], found: &mut impl FnMut(u64)) -> usize {
     let mut at = 0;
     let mut done = 0;
-    while let Some(pos) = find(&buf[at..], HEAD) {
+    let finder = memchr::memmem::Finder::new(HEAD);
+    while let Some(pos) = finder.find(&buf[at..]) {
         let digits_start = at + pos + HEAD.len();
         let mut end = digits_start;
         let mut t: u64 = 0;
@@ -72,22 +73,6 @@ fn scan_complete(buf: &[u8], found: &mut impl FnMut(u64)) -> usize {
         done = end;
     }
     done.max(buf.len().saturating_sub(HEAD.len() - 1))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = needle[0];
-    let mut from = 0;
-    while let Some(i) = haystack[from..].iter().position(|&b| b == first) {
-        let at = from + i;
-        if haystack[at..].starts_with(needle) {
-            return Some(at);
-        }
-        if haystack.len() - at < needle.len() {
-            return None;
-        }
-        from = at + 1;
-    }
-    None
 }
 
 #[cfg(test)]

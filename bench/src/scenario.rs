@@ -42,6 +42,9 @@ pub struct FanoutReport {
     pub expected: u64,
     pub delivered: u64,
     pub lost: u64,
+    /// Connections (subscribers and publishers) the server closed during the run (rpc-crypto:
+    /// slow consumers, 3008).
+    pub disconnects: usize,
     pub delivered_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -71,6 +74,8 @@ impl Window {
 struct Seen {
     delivered: u64,
     latencies: Histogram<u64>,
+    /// The server closed the connection before the end.
+    disconnected: bool,
 }
 
 pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
@@ -79,10 +84,7 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
         "payloads are at least {} bytes",
         payload::MIN_SIZE
     );
-    let mut subscribers = Vec::with_capacity(params.subscribers);
-    for n in 0..params.subscribers {
-        subscribers.push(params.target.subscriber(&params.url, n).await?);
-    }
+    let subscribers = open_subscribers(params.target, &params.url, params.subscribers).await?;
     let mut publishers = Vec::with_capacity(params.publishers);
     for n in 0..params.publishers {
         publishers.push(params.target.publisher(&params.url, n).await?);
@@ -119,17 +121,20 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
         .collect();
     let probe = local.spawn_local(measure(window.clone(), params.server_pid));
 
-    let (seen, published, usage) = local
+    let (seen, (published, closed_publishers), usage) = local
         .run_until(async move {
             let mut seen = Vec::new();
             for reader in readers {
                 seen.push(reader.await??);
             }
             let mut published = 0;
+            let mut closed_publishers = 0;
             for writer in writers {
-                published += writer.await??;
+                let result = writer.await??;
+                published += result.in_window;
+                closed_publishers += usize::from(result.closed);
             }
-            anyhow::Ok((seen, published, probe.await??))
+            anyhow::Ok((seen, (published, closed_publishers), probe.await??))
         })
         .await?;
 
@@ -151,6 +156,7 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
+        disconnects: seen.iter().filter(|s| s.disconnected).count() + closed_publishers,
         delivered_per_sec: delivered as f64 / window_s,
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
@@ -176,6 +182,7 @@ async fn read(
     let mut seen = Seen {
         delivered: 0,
         latencies: Histogram::new(3)?,
+        disconnected: false,
     };
     let mut scanner = Scanner::default();
     let deadline = tokio::time::sleep_until(stop_at.into());
@@ -183,7 +190,12 @@ async fn read(
     loop {
         let data = tokio::select! {
             _ = &mut deadline => break,
-            data = next_data(&mut ws) => data?,
+            data = next_data(&mut ws) => data,
+        };
+        // A connection the server closed counts as such; what it did not deliver is lost.
+        let Ok(data) = data else {
+            seen.disconnected = true;
+            break;
         };
         let now = window.start.elapsed().as_nanos() as u64;
         scanner.scan(&data, |t| {
@@ -193,7 +205,10 @@ async fn read(
             }
         });
         if let Some(answer) = target.answer(&data) {
-            ws.send(answer).await?;
+            if ws.send(answer).await.is_err() {
+                seen.disconnected = true;
+                break;
+            }
         }
     }
     let _ = ws.close(None).await;
@@ -210,7 +225,7 @@ async fn publish(
     size: usize,
     until: Instant,
     stop_at: Instant,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Published> {
     let (mut sink, mut stream) = ws.split();
     // Replies (rpc-crypto answers each publish) are read and dropped, so that the publisher is
     // never the slow reader.
@@ -230,6 +245,7 @@ async fn publish(
     let mut in_window = 0;
     let mut next_id = 1;
     let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut publisher_closed = false;
     loop {
         ticker.tick().await;
         let now = Instant::now();
@@ -248,8 +264,16 @@ async fn publish(
             payload::make(t, size, &mut payload);
             batch.push(payload);
         }
-        sink.send(target.publish_message(&batch, &mut next_id))
-            .await?;
+        if sink
+            .send(target.publish_message(&batch, &mut next_id))
+            .await
+            .is_err()
+        {
+            // The server closed the publisher (rpc-crypto: 3008, when this generator cannot read
+            // the publish replies fast enough). What was not published is not expected either.
+            publisher_closed = true;
+            break;
+        }
         sent += due;
         if window.contains(t) {
             in_window += due;
@@ -257,7 +281,18 @@ async fn publish(
     }
     drain.await?;
     let _ = sink.send(Message::Close(None)).await;
-    Ok(in_window)
+    Ok(Published {
+        in_window,
+        closed: publisher_closed,
+    })
+}
+
+/// What one publisher did.
+struct Published {
+    /// Publications sent inside the measured window.
+    in_window: u64,
+    /// The server closed the publisher before the end.
+    closed: bool,
 }
 
 struct Usage {
@@ -301,10 +336,7 @@ pub async fn idle(
     server_pid: u32,
 ) -> anyhow::Result<IdleReport> {
     let before = proc::rss_kib(server_pid).unwrap_or_default();
-    let mut open = Vec::with_capacity(count);
-    for n in 0..count {
-        open.push(target.subscriber(url, n).await?);
-    }
+    let open = open_subscribers(target, url, count).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = proc::rss_kib(server_pid).unwrap_or_default();
     drop(open);
@@ -334,35 +366,9 @@ pub async fn connects(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<ConnectsReport> {
-    let local = tokio::task::LocalSet::new();
     let own_before = proc::cpu_time(None).unwrap_or_default();
     let started = Instant::now();
-    let per_task = count.div_ceil(concurrency);
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let url = url.to_owned();
-            local.spawn_local(async move {
-                let mut open = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let n = task * per_task + i;
-                    if n >= count {
-                        break;
-                    }
-                    open.push(target.subscriber(&url, n).await?);
-                }
-                anyhow::Ok(open)
-            })
-        })
-        .collect();
-    let open = local
-        .run_until(async move {
-            let mut all = Vec::new();
-            for task in tasks {
-                all.extend(task.await??);
-            }
-            anyhow::Ok(all)
-        })
-        .await?;
+    let open = subscribe_many(target, url, count, concurrency).await?;
     let seconds = started.elapsed().as_secs_f64();
     let own = (proc::cpu_time(None).unwrap_or_default() - own_before).as_secs_f64();
     let sessions = open.len();
@@ -375,4 +381,44 @@ pub async fn connects(
         sessions_per_sec: sessions as f64 / seconds,
         generator_cpu: own / seconds,
     })
+}
+
+/// How many connections are opened at once when a scenario sets up its subscribers.
+const SETUP_CONCURRENCY: usize = 50;
+
+async fn open_subscribers(target: Target, url: &str, count: usize) -> anyhow::Result<Vec<Ws>> {
+    subscribe_many(target, url, count, SETUP_CONCURRENCY).await
+}
+
+/// Opens `count` subscribed connections, `concurrency` at a time.
+async fn subscribe_many(
+    target: Target,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Ws>> {
+    let local = tokio::task::LocalSet::new();
+    let concurrency = concurrency.clamp(1, count.max(1));
+    let per_task = count.div_ceil(concurrency);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let url = url.to_owned();
+            local.spawn_local(async move {
+                let mut open = Vec::with_capacity(per_task);
+                for n in task * per_task..((task + 1) * per_task).min(count) {
+                    open.push(target.subscriber(&url, n).await?);
+                }
+                anyhow::Ok(open)
+            })
+        })
+        .collect();
+    local
+        .run_until(async move {
+            let mut all = Vec::with_capacity(count);
+            for task in tasks {
+                all.extend(task.await??);
+            }
+            anyhow::Ok(all)
+        })
+        .await
 }

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Runs the benchmark scenarios against rpc-crypto (JSON and Protobuf), NATS and Mosquitto, each
+# server pinned to CPU 0 and the load generator to CPU 1, and prints a markdown table.
+#
+#   bench/run.sh            # every scenario, about 12 minutes on 2 cores
+#   QUICK=1 bench/run.sh    # shorter windows, for a smoke run
+#
+# Installs the peers from Debian's packages when they are missing (needs root), builds the
+# release binaries, and writes the raw results to target/bench/results.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/bench
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+
+if ! command -v nats-server >/dev/null || ! command -v mosquitto >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nats-server mosquitto >/dev/null
+fi
+cargo build --release -q -p rpc-crypto -p rpc-crypto-bench
+# 10,000 idle connections need as many descriptors in the server and in the generator.
+ulimit -n "$(ulimit -Hn)"
+
+WARMUP=1; DURATION=5; DRAIN=2
+if [ -n "${QUICK:-}" ]; then WARMUP=0.5; DURATION=2; DRAIN=1; fi
+
+RPC_URL=ws://127.0.0.1:8100/connection/websocket
+NATS_URL=ws://127.0.0.1:9222
+MQTT_URL=ws://127.0.0.1:8080
+SERVER_PID=
+
+cat > "$OUT/rpc-crypto.toml" <<'TOML'
+# rpc-crypto as benchmarked: one worker, pings off (NATS and Mosquitto ping every few minutes,
+# far apart from these runs), no session limits, and a namespace anyone may publish to.
+listen = "127.0.0.1:8100"
+workers = 1
+[client]
+ping_interval = "0s"
+[limits]
+max_sessions = 0
+max_sessions_per_address = 0
+[[namespaces]]
+name = "bench"
+allow_subscribe_for_client = true
+allow_subscribe_for_anonymous = true
+allow_publish_for_client = true
+allow_publish_for_anonymous = true
+TOML
+
+start() {
+    case $1 in
+        rpc-json|rpc-protobuf)
+            RUST_LOG=warn taskset -c 0 "$ROOT/target/release/rpc-crypto" serve --config "$OUT/rpc-crypto.toml" >"$OUT/rpc-crypto.log" 2>&1 &
+            ;;
+        nats)
+            GOMAXPROCS=1 taskset -c 0 nats-server -c "$ROOT/bench/nats.conf" >"$OUT/nats.log" 2>&1 &
+            ;;
+        mqtt)
+            taskset -c 0 mosquitto -c "$ROOT/bench/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    sleep 0.5
+    kill -0 "$SERVER_PID"
+}
+
+stop() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    sleep 0.3
+}
+trap stop EXIT
+
+url() {
+    case $1 in rpc-*) echo $RPC_URL ;; nats) echo $NATS_URL ;; mqtt) echo $MQTT_URL ;; esac
+}
+
+# loadgen TARGET SCENARIO ARGS... : one run, its JSON line tagged and appended to the results.
+loadgen() {
+    local target=$1 scenario=$2; shift 2
+    local line
+    if line=$(taskset -c 1 "$ROOT/target/release/loadgen" --target "$target" --url "$(url "$target")" \
+        --server-pid "$SERVER_PID" "$scenario" "$@" 2>>"$OUT/loadgen.log"); then
+        echo "{\"scenario\":\"$SCENARIO\",\"run\":$line}" >> "$RESULTS"
+        echo "$line"
+    else
+        echo "{\"scenario\":\"$SCENARIO\",\"run\":{\"target\":\"$target\",\"error\":true}}" >> "$RESULTS"
+        return 1
+    fi
+}
+
+# sweep TARGET SIZE RATES... : rising rates until two in a row miss zero loss with p99 <= 50 ms.
+sweep() {
+    local target=$1 size=$2; shift 2
+    local misses=0
+    start "$target"
+    for rate in "$@"; do
+        local ok=0 line
+        if line=$(loadgen "$target" fanout --subscribers 100 --rate "$rate" --size "$size" \
+            --warmup $WARMUP --duration $DURATION --drain $DRAIN); then
+            ok=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(int(r["lost"]==0 and r["p99_ms"]<=50))' "$line")
+        fi
+        if [ "$ok" = 1 ]; then misses=0; else misses=$((misses + 1)); fi
+        [ $misses -ge 2 ] && break
+    done
+    stop
+}
+
+RATES_64="1000 6000 12000 20000 24000 28000 32000 36000 40000 44000 48000 52000 56000 60000 64000 72000"
+RATES_1K="1000 4000 8000 12000 16000 20000 24000 28000"
+MQTT_RATES="500 1000 1500 2000 3000 4000"
+
+echo "== (a) 100 subscribers, 1 publisher, 64 B" >&2
+SCENARIO=a
+for t in rpc-json rpc-protobuf nats; do sweep $t 64 $RATES_64; done
+sweep mqtt 64 $MQTT_RATES
+
+echo "== (b) 100 subscribers, 1 publisher, 1 KiB" >&2
+SCENARIO=b
+for t in rpc-json rpc-protobuf nats; do sweep $t 1024 $RATES_1K; done
+sweep mqtt 1024 $MQTT_RATES
+
+echo "== (c) 1,000 x 100 msg/s and 5,000 x 10 msg/s" >&2
+SCENARIO=c
+for t in rpc-json rpc-protobuf nats mqtt; do
+    start $t
+    loadgen $t fanout --subscribers 1000 --rate 100 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN || true
+    stop
+    start $t
+    loadgen $t fanout --subscribers 5000 --rate 10 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN || true
+    stop
+done
+
+echo "== (d) 10,000 idle connections" >&2
+SCENARIO=d
+for t in rpc-json rpc-protobuf nats mqtt; do
+    start $t
+    loadgen $t idle --connections 10000 || true
+    stop
+done
+
+echo "== (e) connects per second" >&2
+SCENARIO=e
+for t in rpc-json rpc-protobuf nats mqtt; do
+    start $t
+    loadgen $t connects --sessions 5000 --concurrency 50 || true
+    stop
+done
+
+python3 "$ROOT/bench/table.py" "$RESULTS"
