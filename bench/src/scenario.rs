@@ -1,6 +1,6 @@
 //! The scenarios: fan-out at an open-loop rate, idle connections, and connects per second.
 
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -85,58 +85,99 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
         payload::MIN_SIZE
     );
     let subscribers = open_subscribers(params.target, &params.url, params.subscribers).await?;
-    let mut publishers = Vec::with_capacity(params.publishers);
+    // Each publisher runs on a thread of its own (on the same core): with rpc-crypto it must read
+    // a reply per publication, and among a hundred busy reader tasks it could fall behind and be
+    // cut off as a slow reader, which would measure this generator, not the server.
+    let per_publisher = params.rate / params.publishers.max(1) as u64;
+    // Waited for asynchronously, so that whatever else runs on this thread (a test's server) goes on.
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<anyhow::Result<()>>();
+    let mut window_txs = Vec::new();
+    let mut threads = Vec::new();
     for n in 0..params.publishers {
-        publishers.push(params.target.publisher(&params.url, n).await?);
+        let (window_tx, window_rx) = std::sync::mpsc::channel::<Arc<Window>>();
+        window_txs.push(window_tx);
+        let ready_tx = ready_tx.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<anyhow::Result<Published>>();
+        threads.push(done_rx);
+        let (target, url, size, drain) =
+            (params.target, params.url.clone(), params.size, params.drain);
+        std::thread::spawn(move || {
+            let run = || -> anyhow::Result<Published> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    let ws = match target.publisher(&url, n).await {
+                        Ok(ws) => {
+                            let _ = ready_tx.send(Ok(()));
+                            ws
+                        }
+                        Err(error) => {
+                            let _ = ready_tx.send(Err(anyhow::anyhow!("publisher {n}: {error:#}")));
+                            return Err(error);
+                        }
+                    };
+                    let window = window_rx.recv()?;
+                    let until = window.start + Duration::from_nanos(window.to_ns);
+                    publish(
+                        target,
+                        ws,
+                        window,
+                        per_publisher,
+                        size,
+                        until,
+                        until + drain,
+                    )
+                    .await
+                })
+            };
+            let _ = done_tx.send(run());
+        });
+    }
+    for _ in 0..params.publishers {
+        ready_rx
+            .recv()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("a publisher thread ended"))??;
     }
 
     let start = Instant::now();
-    let window = Rc::new(Window {
+    let window = Arc::new(Window {
         start,
         from_ns: params.warmup.as_nanos() as u64,
         to_ns: (params.warmup + params.duration).as_nanos() as u64,
     });
-    let publish_until = start + params.warmup + params.duration;
-    let stop_at = publish_until + params.drain;
+    for tx in window_txs {
+        tx.send(window.clone())?;
+    }
+    let stop_at = start + params.warmup + params.duration + params.drain;
 
     let local = tokio::task::LocalSet::new();
     let readers: Vec<_> = subscribers
         .into_iter()
         .map(|ws| local.spawn_local(read(params.target, ws, window.clone(), stop_at)))
         .collect();
-    let per_publisher = params.rate / params.publishers.max(1) as u64;
-    let writers: Vec<_> = publishers
-        .into_iter()
-        .map(|ws| {
-            local.spawn_local(publish(
-                params.target,
-                ws,
-                window.clone(),
-                per_publisher,
-                params.size,
-                publish_until,
-                stop_at,
-            ))
-        })
-        .collect();
     let probe = local.spawn_local(measure(window.clone(), params.server_pid));
 
-    let (seen, (published, closed_publishers), usage) = local
+    let (seen, usage) = local
         .run_until(async move {
             let mut seen = Vec::new();
             for reader in readers {
                 seen.push(reader.await??);
             }
-            let mut published = 0;
-            let mut closed_publishers = 0;
-            for writer in writers {
-                let result = writer.await??;
-                published += result.in_window;
-                closed_publishers += usize::from(result.closed);
-            }
-            anyhow::Ok((seen, (published, closed_publishers), probe.await??))
+            anyhow::Ok((seen, probe.await??))
         })
         .await?;
+    let mut published = 0;
+    let mut closed_publishers = 0;
+    for done in threads {
+        let result = done
+            .await
+            .map_err(|_| anyhow::anyhow!("a publisher thread panicked"))??;
+        published += result.in_window;
+        closed_publishers += usize::from(result.closed);
+    }
 
     let mut latencies = Histogram::<u64>::new(3)?;
     let mut delivered = 0;
@@ -176,7 +217,7 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
 async fn read(
     target: Target,
     mut ws: Ws,
-    window: Rc<Window>,
+    window: Arc<Window>,
     stop_at: Instant,
 ) -> anyhow::Result<Seen> {
     let mut seen = Seen {
@@ -220,7 +261,7 @@ async fn read(
 async fn publish(
     target: Target,
     ws: Ws,
-    window: Rc<Window>,
+    window: Arc<Window>,
     rate: u64,
     size: usize,
     until: Instant,
@@ -302,7 +343,7 @@ struct Usage {
 }
 
 /// CPU time of the server and of this generator across the window, and the server's RSS.
-async fn measure(window: Rc<Window>, server: Option<u32>) -> anyhow::Result<Usage> {
+async fn measure(window: Arc<Window>, server: Option<u32>) -> anyhow::Result<Usage> {
     let at = |ns| window.start + Duration::from_nanos(ns);
     tokio::time::sleep_until(at(window.from_ns).into()).await;
     let server_before = server.and_then(|pid| proc::cpu_time(Some(pid)));
