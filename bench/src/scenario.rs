@@ -12,8 +12,10 @@ use crate::payload::{self, Scanner};
 use crate::proc;
 use crate::target::{next_data, Target, Ws};
 
-/// Publication ticks per second: a publisher sends what is due every tick, in one message.
+/// Publication ticks per second: a publisher sends what is due every tick.
 const TICKS_PER_SECOND: u64 = 1000;
+/// The most payload bytes in one WebSocket message of a publisher.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Fanout {
@@ -305,11 +307,21 @@ async fn publish(
             payload::make(t, size, &mut payload);
             batch.push(payload);
         }
-        if sink
-            .send(target.publish_message(&batch, &mut next_id))
-            .await
-            .is_err()
-        {
+        // A late tick catches up with more payloads; each WebSocket message stays small, well
+        // under any server's frame limit (rpc-crypto's default is 64 KiB).
+        let per_message = (MAX_MESSAGE_BYTES / size).max(1);
+        let mut closed = false;
+        for chunk in batch.chunks(per_message) {
+            if sink
+                .feed(target.publish_message(chunk, &mut next_id))
+                .await
+                .is_err()
+            {
+                closed = true;
+                break;
+            }
+        }
+        if closed || sink.flush().await.is_err() {
             // The server closed the publisher (rpc-crypto: 3008, when this generator cannot read
             // the publish replies fast enough). What was not published is not expected either.
             publisher_closed = true;
