@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios against rpc-crypto (JSON and Protobuf), NATS and Mosquitto, each
 # server pinned to CPU 0 and the load generator to CPU 1, and prints a markdown table.
 #
-#   bench/run.sh            # every scenario, about 13 minutes on 2 cores, build included
+#   bench/run.sh            # every scenario, about 12.5 minutes on 2 cores, build included
 #   QUICK=1 bench/run.sh    # shorter windows, for a smoke run
 #
 # Installs the peers from Debian's packages when they are missing (needs root), builds the
@@ -126,10 +126,10 @@ echo "== (c) 1,000 x 100 msg/s and 5,000 x 10 msg/s" >&2
 SCENARIO=c
 for t in rpc-json rpc-protobuf nats mqtt; do
     start $t
-    loadgen $t fanout --subscribers 1000 --rate 100 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN || true
+    loadgen $t fanout --subscribers 1000 --rate 100 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN >/dev/null || true
     stop
     start $t
-    loadgen $t fanout --subscribers 5000 --rate 10 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN || true
+    loadgen $t fanout --subscribers 5000 --rate 10 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN >/dev/null || true
     stop
 done
 
@@ -137,7 +137,7 @@ echo "== (d) 10,000 idle connections" >&2
 SCENARIO=d
 for t in rpc-json rpc-protobuf nats mqtt; do
     start $t
-    loadgen $t idle --connections 10000 || true
+    loadgen $t idle --connections 10000 >/dev/null || true
     stop
 done
 
@@ -145,7 +145,7 @@ echo "== (e) connects per second" >&2
 SCENARIO=e
 for t in rpc-json rpc-protobuf nats mqtt; do
     start $t
-    loadgen $t connects --sessions 5000 --concurrency 50 || true
+    loadgen $t connects --sessions 5000 --concurrency 50 >/dev/null || true
     stop
 done
 

@@ -55,8 +55,8 @@ def ratio(ours, peer):
 def headline(runs):
     rows = []
 
-    def row(label, better, values):
-        rows.append((label, better, values))
+    def row(label, better, values, digits=0):
+        rows.append((label, better, values, digits))
 
     for scenario, size in (("a", "64 B"), ("b", "1 KiB")):
         values = {}
@@ -66,20 +66,19 @@ def headline(runs):
         row(f"({scenario}) 100 subs, {size}: highest deliveries/s with zero loss, p99 ≤ 50 ms",
             "higher", values)
     row("server CPU s per million deliveries, 100 subs × 1,000 msg/s, 64 B", "lower",
-        {t: (find(runs, "a", t, rate=1000) or {}).get("server_cpu_s_per_million") for t in TARGETS})
+        {t: (find(runs, "a", t, rate=1000) or {}).get("server_cpu_s_per_million") for t in TARGETS}, 1)
     for subs, rate in ((1000, 100), (5000, 10)):
         row(f"(c) {subs:,} subs × {rate} msg/s: p99 ms", "lower",
-            {t: (find(runs, "c", t, subscribers=subs) or {}).get("p99_ms") for t in TARGETS})
+            {t: (find(runs, "c", t, subscribers=subs) or {}).get("p99_ms") for t in TARGETS}, 1)
     row("(d) RSS KiB per idle connection (10,000)", "lower",
-        {t: (find(runs, "d", t) or {}).get("kib_per_connection") for t in TARGETS})
+        {t: (find(runs, "d", t) or {}).get("kib_per_connection") for t in TARGETS}, 1)
     row("(e) sessions established and subscribed per second", "higher",
         {t: (find(runs, "e", t) or {}).get("sessions_per_sec") for t in TARGETS})
 
     out = ["| | better | " + " | ".join(NAMES[t] for t in TARGETS)
            + " | JSON ÷ NATS | JSON ÷ Mosquitto | Protobuf ÷ NATS | Protobuf ÷ Mosquitto |",
            "|---|---|" + "---|" * (len(TARGETS) + 4)]
-    for label, better, v in rows:
-        digits = 1 if "ms" in label or "KiB" in label or "CPU" in label else 0
+    for label, better, v, digits in rows:
         cells = [fmt(v[t], digits) for t in TARGETS]
         ratios = [ratio(v["rpc-json"], v["nats"]), ratio(v["rpc-json"], v["mqtt"]),
                   ratio(v["rpc-protobuf"], v["nats"]), ratio(v["rpc-protobuf"], v["mqtt"])]

@@ -106,8 +106,9 @@ async fn an_unknown_wire_format_is_rejected_with_4504() {
 
 #[tokio::test]
 async fn the_session_limit_rejects_with_4102_and_frees_on_close() {
-    let server = Server::start(&[("RPC_CRYPTO_LIMITS__MAX_SESSIONS", "2")]);
     for format in BOTH {
+        // A server per format: the sessions of one round are released asynchronously.
+        let server = Server::start(&[("RPC_CRYPTO_LIMITS__MAX_SESSIONS", "2")]);
         let (a, _) = Client::connect(&server, format).await;
         let (_b, _) = Client::connect(&server, format).await;
         let mut third = Client::open(&server.url, format).await;
