@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
-use rpc_crypto_proto::codec::Format;
+use rpc_crypto_proto::codec::{encode_commands, Format};
 use rpc_crypto_proto::protocol::{
     Command, ConnectRequest, PublishRequest, Reply, SubscribeRequest,
 };
@@ -213,20 +213,10 @@ fn rpc_connect(id: u32) -> Command {
 }
 
 fn rpc_frame(format: Format, commands: &[Command]) -> Message {
+    let frame = encode_commands(format, commands);
     match format {
-        Format::Json => Message::text(
-            commands
-                .iter()
-                .map(|c| serde_json::to_string(c).expect("commands encode"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        Format::Protobuf => Message::binary(
-            commands
-                .iter()
-                .flat_map(|c| c.encode_length_delimited_to_vec())
-                .collect::<Vec<u8>>(),
-        ),
+        Format::Json => Message::text(String::from_utf8(frame.to_vec()).expect("JSON is UTF-8")),
+        Format::Protobuf => Message::binary(frame),
     }
 }
 

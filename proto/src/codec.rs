@@ -101,6 +101,25 @@ impl Iterator for Commands<'_> {
     }
 }
 
+/// Encodes commands into one client frame: what a client of this protocol sends.
+pub fn encode_commands(format: Format, commands: &[Command]) -> Bytes {
+    let mut frame = BytesMut::new();
+    for command in commands {
+        match format {
+            Format::Json => append_item(
+                format,
+                &mut frame,
+                &serde_json::to_vec(command)
+                    .expect("commands hold JSON text in their bytes fields"),
+            ),
+            Format::Protobuf => command
+                .encode_length_delimited(&mut frame)
+                .expect("BytesMut grows"),
+        }
+    }
+    frame.freeze()
+}
+
 /// Encodes one Reply as an item.
 pub fn encode_reply(format: Format, reply: &Reply) -> Bytes {
     match format {
@@ -226,6 +245,29 @@ mod tests {
             b"{\"id\":7,\"publish\":{}}"
         );
         assert_eq!(&encode_reply(Format::Json, &Reply::default())[..], b"{}");
+    }
+
+    #[test]
+    fn encoded_commands_decode_again() {
+        let commands = [
+            Command {
+                id: 1,
+                connect: Some(ConnectRequest::default()),
+                ..Default::default()
+            },
+            Command::default(),
+        ];
+        for format in [Format::Json, Format::Protobuf] {
+            let frame = encode_commands(format, &commands);
+            let decoded: Vec<Command> = decode_commands(format, &frame)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(decoded, commands);
+        }
+        assert_eq!(
+            &encode_commands(Format::Json, &commands)[..],
+            b"{\"id\":1,\"connect\":{}}\n{}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
-use rpc_crypto_proto::codec::Format;
+use rpc_crypto_proto::codec::{encode_commands, Format};
 use rpc_crypto_proto::protocol::{
     Command, ConnectRequest, PublishRequest, Reply, RpcRequest, SubscribeRequest,
     UnsubscribeRequest,
@@ -180,20 +180,12 @@ impl Client {
     /// Sends commands in one frame.
     pub async fn send(&mut self, commands: &[Command]) {
         self.sent += commands.len() as u64;
+        let frame = encode_commands(self.format, commands);
         let message = match self.format {
-            Format::Json => Message::text(
-                commands
-                    .iter()
-                    .map(|c| serde_json::to_string(c).unwrap())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-            Format::Protobuf => Message::binary(
-                commands
-                    .iter()
-                    .flat_map(|c| c.encode_length_delimited_to_vec())
-                    .collect::<Vec<u8>>(),
-            ),
+            Format::Json => {
+                Message::text(String::from_utf8(frame.to_vec()).expect("JSON is UTF-8"))
+            }
+            Format::Protobuf => Message::binary(frame),
         };
         self.ws.send(message).await.expect("send");
     }
