@@ -257,24 +257,11 @@ async fn bad_input_leaves_no_session_behind() {
     // ...and all three slots are free again (each is released as its close is processed).
     let mut open = Vec::new();
     for _ in 0..3 {
-        let mut attempts = 0;
-        loop {
-            let mut client = Client::open(&server.url, Format::Json).await;
-            client.send(&[connect(1)]).await;
-            let reply = client
-                .try_next_item(std::time::Duration::from_secs(1))
-                .await;
-            if reply.is_some_and(|r| r.connect.is_some()) {
-                open.push(client);
-                break;
-            }
-            attempts += 1;
-            assert!(
-                attempts < 20,
-                "a session slot stayed taken after a bad-input close"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let client =
+            Client::connect_when_free(&server, Format::Json, std::time::Duration::from_secs(5))
+                .await
+                .expect("a session slot stayed taken after a bad-input close");
+        open.push(client);
     }
     server.assert_no_panic();
 }

@@ -100,18 +100,11 @@ async fn a_client_that_never_reads_again_is_dropped_and_frees_its_session() {
     }
     // The stalled client never reads again. Once the kernel gives up on it (write_timeout),
     // its session ends and its slot is free for someone else.
-    let mut attempts = 0;
-    loop {
-        let mut client = Client::open(&server.url, Format::Json).await;
-        client.send(&[connect(1)]).await;
-        let reply = client.try_next_item(Duration::from_secs(1)).await;
-        if reply.is_some_and(|r| r.connect.is_some()) {
-            break;
-        }
-        attempts += 1;
-        assert!(attempts < 30, "the stalled client still holds its session");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let newcomer = Client::connect_when_free(&server, Format::Json, Duration::from_secs(10)).await;
+    assert!(
+        newcomer.is_some(),
+        "the stalled client still holds its session"
+    );
     drop(stalled);
     server.assert_no_panic();
 }

@@ -177,6 +177,28 @@ impl Client {
         (client, reply)
     }
 
+    /// Connects as soon as the server has a session slot free, retrying a refused (4102)
+    /// connection every 100 ms for at most `within`; `None` if no slot came free in time.
+    pub async fn connect_when_free(
+        server: &Server,
+        format: Format,
+        within: Duration,
+    ) -> Option<Client> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut client = Client::open(&server.url, format).await;
+            client.send(&[connect(1)]).await;
+            let reply = client.try_next_item(Duration::from_secs(1)).await;
+            if reply.is_some_and(|r| r.connect.is_some()) {
+                return Some(client);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Sends commands in one frame.
     pub async fn send(&mut self, commands: &[Command]) {
         self.sent += commands.len() as u64;
