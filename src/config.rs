@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules, Namespace};
-use rpc_crypto_actors::settings::{duration, ClientSettings, SessionLimits};
+use rpc_crypto_actors::settings::{
+    duration, ClientSettings, HistorySettings, SessionLimits, SessionSettings,
+};
 use serde::{Deserialize, Serialize};
 
 /// The prefix of the environment variables that override options.
@@ -29,6 +31,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub client: ClientSettings,
     pub limits: SessionLimits,
+    /// Sessions that outlive their connection (resume).
+    pub session: SessionSettings,
+    /// Channel history in all.
+    pub history: HistorySettings,
     /// The options of channels with no namespace (no `:` in their name).
     pub channel: ChannelOptions,
     pub namespaces: Vec<Namespace>,
@@ -36,9 +42,16 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        // Market channels keep five minutes of history (at most 100 publications each), so a
+        // client that reconnects within that window recovers what it missed.
         let read_only = ChannelOptions {
             allow_subscribe_for_client: true,
             allow_subscribe_for_anonymous: true,
+            history_size: 100,
+            history_ttl: Duration::from_secs(300),
+            force_recovery: true,
+            allow_history_for_subscriber: true,
+            allow_history_for_anonymous: true,
             ..ChannelOptions::default()
         };
         let market = ["ticker", "trades", "book", "ohlcv", "rates"].map(|name| Namespace {
@@ -50,6 +63,10 @@ impl Default for Config {
             options: ChannelOptions {
                 allow_publish_for_subscriber: true,
                 allow_publish_for_anonymous: true,
+                presence: true,
+                join_leave: true,
+                allow_presence_for_subscriber: true,
+                allow_presence_for_anonymous: true,
                 ..read_only.clone()
             },
         };
@@ -59,6 +76,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             client: ClientSettings::default(),
             limits: SessionLimits::default(),
+            session: SessionSettings::default(),
+            history: HistorySettings::default(),
             channel: ChannelOptions::default(),
             namespaces: market.into_iter().chain([sandbox]).collect(),
         }
@@ -125,6 +144,18 @@ impl Config {
         }
         if c.queue_max_messages == 0 || c.queue_max_size < c.max_frame_size {
             return invalid("client.queue_max_messages must be above zero and client.queue_max_size at least client.max_frame_size");
+        }
+        let s = &self.session;
+        if !s.resume_grace.is_zero() && (s.journal_max_messages == 0 || s.journal_max_size == 0) {
+            return invalid("session.journal_max_messages and session.journal_max_size must be above zero when resume is on");
+        }
+        self.channel
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("channel: {e}")))?;
+        for ns in &self.namespaces {
+            ns.options
+                .check()
+                .map_err(|e| ConfigError::Invalid(format!("namespace `{}`: {e}", ns.name)))?;
         }
         let mut names = std::collections::HashSet::new();
         for ns in &self.namespaces {

@@ -40,12 +40,19 @@ pub struct RunningServer {
 
 /// Binds and starts the server inside the current actix system.
 pub fn start(config: &Config) -> std::io::Result<RunningServer> {
-    let registry = Registry::new(config.limits.clone()).start();
-    let router = Router::new().start();
+    let rules = Arc::new(config.channel_rules());
+    let router = Router::new(rules.clone(), config.history.max_size).start();
+    let registry = Registry::new(
+        config.limits.clone(),
+        config.session.clone(),
+        router.clone().recipient(),
+    )
+    .start();
     let state = web::Data::new(AppState {
         sessions: Arc::new(SessionConfig {
             client: config.client.clone(),
-            rules: config.channel_rules(),
+            session: config.session.clone(),
+            rules,
         }),
         registry: registry.clone(),
         router: router.clone(),

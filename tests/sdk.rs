@@ -35,3 +35,33 @@ fn the_official_js_sdk_connects_subscribes_publishes_and_calls_rpc() {
     assert!(stdout.contains("official SDK over protobuf"), "{stdout}");
     server.assert_no_panic();
 }
+
+/// A `recover` namespace with history and forced recovery, for tests/node/recovery.test.js.
+const RECOVERY_NAMESPACES: &str = "[{name = \"recover\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_client = true, allow_publish_for_anonymous = true, history_size = 100, history_ttl = \"60s\", force_recovery = true}]";
+
+#[test]
+fn the_official_js_sdk_recovers_missed_publications_after_a_reconnect() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/centrifuge").is_dir(),
+        "the SDK is not installed: run `npm ci --prefix tests/node` (scripts/test does)"
+    );
+    let server = Server::start(&[("RPC_CRYPTO_NAMESPACES", RECOVERY_NAMESPACES)]);
+    let output = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "recovery.test.js"])
+        .current_dir(&dir)
+        .env("RPC_CRYPTO_URL", &server.url)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the SDK recovery test failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
+        server.log()
+    );
+    // Both formats ran.
+    assert!(stdout.contains("SDK recovery over json"), "{stdout}");
+    assert!(stdout.contains("SDK recovery over protobuf"), "{stdout}");
+    server.assert_no_panic();
+}

@@ -6,15 +6,20 @@
 //! published to by clients.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rpc_crypto_proto::ErrorReply;
 use serde::{Deserialize, Serialize};
 
+use crate::history::Bounds;
+use crate::settings::duration;
+
 /// The channel the server publishes its notifications on.
 pub const NOTIFICATIONS: &str = "notifications";
 
-/// What clients may do on the channels of one namespace. The names are Centrifugo's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// What clients may do on the channels of one namespace, and what the channels keep. The names
+/// are Centrifugo's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelOptions {
     /// Clients with a user may subscribe.
@@ -27,6 +32,93 @@ pub struct ChannelOptions {
     pub allow_publish_for_subscriber: bool,
     /// With one of the two above: anonymous clients may publish as well.
     pub allow_publish_for_anonymous: bool,
+
+    /// Publications kept per channel for `history` and recovery; 0 = no history. History needs
+    /// both this and `history_ttl`.
+    pub history_size: usize,
+    /// How long each publication is kept in history.
+    #[serde(with = "duration")]
+    pub history_ttl: Duration,
+    /// How long a channel's stream position (epoch and offset) is kept after its last
+    /// publication, once it has no subscribers; after that the channel starts a new epoch.
+    #[serde(with = "duration")]
+    pub history_meta_ttl: Duration,
+    /// Every subscription is recoverable, as if each client asked with `recoverable`.
+    pub force_recovery: bool,
+    /// Every subscription is positioned, as if each client asked with `positioned`.
+    pub force_positioning: bool,
+    /// Subscribers of a channel may read its history.
+    pub allow_history_for_subscriber: bool,
+    /// Clients with a user may read the history of any channel of the namespace.
+    pub allow_history_for_client: bool,
+    /// With one of the two above: anonymous clients may as well.
+    pub allow_history_for_anonymous: bool,
+
+    /// The channels keep presence: who is subscribed.
+    pub presence: bool,
+    /// Subscribers who ask (`join_leave` in subscribe) get join and leave pushes.
+    pub join_leave: bool,
+    /// With `join_leave`: every subscriber gets them, asked or not.
+    pub force_push_join_leave: bool,
+    /// Subscribers of a channel may ask for its presence.
+    pub allow_presence_for_subscriber: bool,
+    /// Clients with a user may ask for the presence of any channel of the namespace.
+    pub allow_presence_for_client: bool,
+    /// With one of the two above: anonymous clients may as well.
+    pub allow_presence_for_anonymous: bool,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            allow_subscribe_for_client: false,
+            allow_subscribe_for_anonymous: false,
+            allow_publish_for_client: false,
+            allow_publish_for_subscriber: false,
+            allow_publish_for_anonymous: false,
+            history_size: 0,
+            history_ttl: Duration::ZERO,
+            history_meta_ttl: Duration::from_secs(3600),
+            force_recovery: false,
+            force_positioning: false,
+            allow_history_for_subscriber: false,
+            allow_history_for_client: false,
+            allow_history_for_anonymous: false,
+            presence: false,
+            join_leave: false,
+            force_push_join_leave: false,
+            allow_presence_for_subscriber: false,
+            allow_presence_for_client: false,
+            allow_presence_for_anonymous: false,
+        }
+    }
+}
+
+impl ChannelOptions {
+    /// The bounds of the channels' history, if they keep one.
+    pub fn history(&self) -> Option<Bounds> {
+        (self.history_size > 0 && !self.history_ttl.is_zero()).then_some(Bounds {
+            size: self.history_size,
+            ttl: self.history_ttl,
+        })
+    }
+
+    /// A problem with the options, for config validation.
+    pub fn check(&self) -> Result<(), String> {
+        if (self.history_size == 0) != self.history_ttl.is_zero() {
+            return Err("history_size and history_ttl must be set together".into());
+        }
+        if self.history().is_none() && (self.force_recovery || self.force_positioning) {
+            return Err("force_recovery and force_positioning need history".into());
+        }
+        if self.force_push_join_leave && !self.join_leave {
+            return Err("force_push_join_leave needs join_leave".into());
+        }
+        if self.join_leave && !self.presence {
+            return Err("join_leave needs presence".into());
+        }
+        Ok(())
+    }
 }
 
 /// A namespace: a name and the options of its channels.
@@ -111,6 +203,20 @@ impl ChannelPolicy<'_> {
         !self.private
             && self.options.allow_subscribe_for_client
             && (!user.is_empty() || self.options.allow_subscribe_for_anonymous)
+    }
+
+    /// Whether a client may read the channel's history, given whether it is subscribed.
+    pub fn may_read_history(&self, user: &str, subscribed: bool) -> bool {
+        let o = self.options;
+        (o.allow_history_for_client || (o.allow_history_for_subscriber && subscribed))
+            && (!user.is_empty() || o.allow_history_for_anonymous)
+    }
+
+    /// Whether a client may ask who is in the channel, given whether it is subscribed.
+    pub fn may_read_presence(&self, user: &str, subscribed: bool) -> bool {
+        let o = self.options;
+        (o.allow_presence_for_client || (o.allow_presence_for_subscriber && subscribed))
+            && (!user.is_empty() || o.allow_presence_for_anonymous)
     }
 
     /// Whether a client may publish, given whether it is subscribed to the channel.

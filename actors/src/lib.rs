@@ -8,7 +8,8 @@
 //! - [`router`]: the Router actor. Owns the channel table and fans publications out, encoded once
 //!   per wire format.
 //! - [`outbox`]: the bounded per-session queue between the Router and a Session.
-//! - [`channel`]: channel names, namespaces and their permissions.
+//! - [`channel`]: channel names, namespaces and their permissions and options.
+//! - [`history`]: a channel's recent publications at their stream positions (offset, epoch).
 //! - [`settings`]: the settings the actors run with (the `[client]` and `[limits]` config tables).
 //!
 //! A message's path: socket → `Session` (`StreamHandler<ws::Message>`) → `commands::dispatch` →
@@ -16,6 +17,7 @@
 //! that `Session` (`StreamHandler<OutboundFrame>`) → socket.
 
 pub mod channel;
+pub mod history;
 pub mod outbox;
 pub mod registry;
 pub mod router;

@@ -7,9 +7,19 @@
 //! `queue_max_messages` items or `queue_max_size` bytes, and never slows anyone else.
 //!
 //! The consumer, [`OutboxStream`], drains everything queued at once into one frame: JSON lines
-//! joined by `\n`, or concatenated length-prefixed Protobuf messages.
+//! joined by `\n`, or concatenated length-prefixed Protobuf messages. It numbers the items it
+//! drains (the message ids of `session.status` and of resume) and, for a resumable session, keeps
+//! the most recent ones in a bounded [`Journal`] so they can be written again to a client that
+//! lost them with its connection.
+//!
+//! A resumable session outlives its connection: the queue and its consumer move to the Registry
+//! while the session is parked (the Router keeps queueing into it) and on to the connection that
+//! resumes it. [`SharedOutboxStream`] is the handle the connection's actor polls meanwhile.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,6 +46,8 @@ struct Shared {
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     closed: AtomicBool,
+    /// A push found the queue full: an item was refused, so the stream has a gap.
+    overflowed: AtomicBool,
 }
 
 /// The producer side; cheap to clone (two reference counts).
@@ -51,6 +63,54 @@ pub struct OutboxStream {
     shared: Arc<Shared>,
     format: Format,
     drained: Vec<Bytes>,
+    /// Items drained so far: the id of the last one.
+    sent: u64,
+    journal: Option<Journal>,
+}
+
+/// The most recent items drained, by id, within a count and a byte bound.
+#[derive(Debug)]
+pub struct Journal {
+    items: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+    max_items: usize,
+    max_bytes: usize,
+}
+
+/// Why a replay cannot give a client exactly what it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("messages after the client's last received one are no longer held")]
+    Gap,
+    #[error("the client claims a message that was never sent")]
+    Ahead,
+}
+
+impl Journal {
+    fn new(max_items: usize, max_bytes: usize) -> Journal {
+        Journal {
+            items: VecDeque::new(),
+            bytes: 0,
+            max_items,
+            max_bytes,
+        }
+    }
+
+    fn record(&mut self, id: u64, item: &Bytes) {
+        self.items.push_back((id, item.clone()));
+        self.bytes += item.len();
+        while self.items.len() > self.max_items || self.bytes > self.max_bytes {
+            let Some((_, old)) = self.items.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// One frame to write, made of `items` wire messages.
@@ -67,6 +127,7 @@ pub fn outbox(format: Format, max_messages: usize, max_bytes: usize) -> (Outbox,
         queued_bytes: AtomicUsize::new(0),
         max_bytes,
         closed: AtomicBool::new(false),
+        overflowed: AtomicBool::new(false),
     });
     (
         Outbox {
@@ -78,6 +139,8 @@ pub fn outbox(format: Format, max_messages: usize, max_bytes: usize) -> (Outbox,
             shared,
             format,
             drained: Vec::new(),
+            sent: 0,
+            journal: None,
         },
     )
 }
@@ -92,15 +155,24 @@ impl Outbox {
         let before = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if before + len > self.shared.max_bytes {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.shared.overflowed.store(true, Ordering::Relaxed);
             return Err(PushError::Full);
         }
         self.tx.try_send(item).map_err(|e| {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             match e {
-                mpsc::error::TrySendError::Full(_) => PushError::Full,
+                mpsc::error::TrySendError::Full(_) => {
+                    self.shared.overflowed.store(true, Ordering::Relaxed);
+                    PushError::Full
+                }
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
             }
         })
+    }
+
+    /// Whether an item was ever refused because the queue was full.
+    pub fn overflowed(&self) -> bool {
+        self.shared.overflowed.load(Ordering::Relaxed)
     }
 
     /// Stops taking items; the stream ends once what is queued has been drained.
@@ -111,6 +183,84 @@ impl Outbox {
     /// Bytes queued and not yet drained.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl OutboxStream {
+    /// Keeps the last `max_items` items drained (at most `max_bytes`) for [`Self::replay`].
+    pub fn keep_journal(&mut self, max_items: usize, max_bytes: usize) {
+        if self.journal.is_none() {
+            self.journal = Some(Journal::new(max_items, max_bytes));
+        }
+    }
+
+    /// The id of the last item drained (items are numbered from 1).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Bytes held by the journal.
+    pub fn journal_bytes(&self) -> usize {
+        self.journal.as_ref().map_or(0, Journal::bytes)
+    }
+
+    /// The items drained after `last_received`, for a client that received everything up to it:
+    /// one frame, or `None` when it missed nothing. Items still queued follow in later frames.
+    pub fn replay(&self, last_received: u64) -> Result<Option<Bytes>, ReplayError> {
+        if last_received > self.sent {
+            return Err(ReplayError::Ahead);
+        }
+        if last_received == self.sent {
+            return Ok(None);
+        }
+        let journal = self.journal.as_ref().ok_or(ReplayError::Gap)?;
+        let first = journal.items.front().map_or(u64::MAX, |(id, _)| *id);
+        if first > last_received + 1 {
+            return Err(ReplayError::Gap);
+        }
+        let skip = (last_received + 1 - first) as usize;
+        let mut frame = BytesMut::new();
+        for (_, item) in journal.items.iter().skip(skip) {
+            append_item(self.format, &mut frame, item);
+        }
+        Ok(Some(frame.freeze()))
+    }
+}
+
+/// An [`OutboxStream`] that a connection's actor polls while another owner can take it back
+/// (to park the session) when the connection ends. Actors run on one thread, hence `Rc`.
+#[derive(Clone)]
+pub struct SharedOutboxStream(Rc<RefCell<Option<OutboxStream>>>);
+
+impl SharedOutboxStream {
+    pub fn new(stream: OutboxStream) -> Self {
+        SharedOutboxStream(Rc::new(RefCell::new(Some(stream))))
+    }
+
+    /// Takes the stream out; the handle then stays pending forever.
+    pub fn take(&self) -> Option<OutboxStream> {
+        self.0.borrow_mut().take()
+    }
+
+    /// Puts a stream in (the one of a resumed session).
+    pub fn put(&self, stream: OutboxStream) {
+        *self.0.borrow_mut() = Some(stream);
+    }
+
+    /// Runs `f` on the stream, if it is still here.
+    pub fn with<T>(&self, f: impl FnOnce(&mut OutboxStream) -> T) -> Option<T> {
+        self.0.borrow_mut().as_mut().map(f)
+    }
+}
+
+impl Stream for SharedOutboxStream {
+    type Item = OutboundFrame;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<OutboundFrame>> {
+        match self.0.borrow_mut().as_mut() {
+            Some(stream) => Pin::new(stream).poll_next(cx),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -137,6 +287,12 @@ impl Stream for OutboxStream {
         }
         let total: usize = this.drained.iter().map(Bytes::len).sum();
         this.shared.queued_bytes.fetch_sub(total, Ordering::Relaxed);
+        if let Some(journal) = this.journal.as_mut() {
+            for (n, item) in this.drained.iter().enumerate() {
+                journal.record(this.sent + 1 + n as u64, item);
+            }
+        }
+        this.sent += this.drained.len() as u64;
         if this.drained.len() == 1 {
             let bytes = this.drained.pop().expect("one item");
             return Poll::Ready(Some(OutboundFrame { bytes, items: 1 }));
@@ -198,6 +354,36 @@ mod tests {
         );
         assert_eq!(stream.next().await.unwrap().items, 1);
         assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_journal_replays_exactly_what_follows_the_last_received_id() {
+        let (outbox, mut stream) = outbox(Format::Json, 16, 1024);
+        stream.keep_journal(3, 1024);
+        for item in ["{\"a\":1}", "{\"a\":2}", "{\"a\":3}", "{\"a\":4}"] {
+            outbox.push(Bytes::from(item)).unwrap();
+        }
+        assert_eq!(stream.next().await.unwrap().items, 4);
+        assert_eq!(stream.sent(), 4);
+        assert_eq!(stream.replay(4), Ok(None));
+        let frame = stream.replay(2).unwrap().unwrap();
+        assert_eq!(&frame[..], b"{\"a\":3}\n{\"a\":4}");
+        assert_eq!(
+            &stream.replay(1).unwrap().unwrap()[..],
+            b"{\"a\":2}\n{\"a\":3}\n{\"a\":4}"
+        );
+        // Only three are kept.
+        assert_eq!(stream.replay(0), Err(ReplayError::Gap));
+        assert_eq!(stream.replay(5), Err(ReplayError::Ahead));
+    }
+
+    #[tokio::test]
+    async fn a_refused_push_marks_the_queue_as_overflowed() {
+        let (outbox, _stream) = outbox(Format::Json, 1, 1024);
+        outbox.push(Bytes::from_static(b"{}")).unwrap();
+        assert!(!outbox.overflowed());
+        assert_eq!(outbox.push(Bytes::from_static(b"{}")), Err(PushError::Full));
+        assert!(outbox.overflowed());
     }
 
     #[tokio::test]

@@ -1,36 +1,100 @@
-//! The Router: owns the channel table and fans each publication out to the channel's
-//! subscribers, encoded once per wire format and shared by all of them.
+//! The Router: owns the channel table. A publication is appended to its channel's history (which
+//! gives it its offset), encoded once per wire format, and the same bytes are queued to every
+//! subscriber. It also answers what needs the table: recovery on subscribe, `history`,
+//! `presence`, `presence_stats`, and join/leave pushes.
 //!
-//! Sessions reach it with [`Subscribe`], [`Unsubscribe`], [`Publish`] and [`Detach`]; the server
-//! publishes through [`Publish`] too (notifications). A subscriber whose outbox is full is
-//! detached from every channel and told to close with 3008; nobody else waits for it.
+//! Sessions reach it with [`Subscribe`], [`Unsubscribe`], [`Publish`], [`Detach`], and, for a
+//! session that outlives its connection, [`Park`] and [`Reattach`]; the server publishes through
+//! [`Publish`] too (notifications). A subscriber whose queue is full is detached from every
+//! channel and told to close with 3008; nobody else waits for it.
+//!
+//! History memory is bounded twice: per channel by its namespace (`history_size`, `history_ttl`)
+//! and in all by `[history] max_size`, past which the oldest publications of any channel go first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use rpc_crypto_proto::codec::{encode_publication, Format};
-use rpc_crypto_proto::protocol::Publication;
-use rpc_crypto_proto::Disconnect;
+use rpc_crypto_proto::codec::{encode_publication, encode_push, encode_reply, Format};
+use rpc_crypto_proto::protocol::{
+    ClientInfo, ConnectResult, HistoryResult, Join, Leave, PresenceResult, PresenceStatsResult,
+    Publication, Push, Reply, SubscribeResult,
+};
+use rpc_crypto_proto::ErrorReply;
 
-use crate::channel::is_listable;
+use crate::channel::{is_listable, ChannelOptions, ChannelRules};
+use crate::history::{Entry, Query, Stream, ENTRY_OVERHEAD};
 use crate::outbox::{Outbox, PushError};
 use crate::registry::{CloseSession, SessionKey};
 
 /// How many messages may wait in the Router's mailbox before publishers get error 111.
 pub const MAILBOX_CAPACITY: usize = 65_536;
+/// How often history is trimmed by ttl and idle stream positions are forgotten.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Adds a session to a channel. The Router queues `reply` (the encoded subscribe result) to the
-/// session before any publication of the channel, so the client always sees the result first.
+/// What a session asks for one channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelRequest {
+    pub channel: String,
+    /// Recover from this position (offset, epoch): the client's `recover`.
+    pub recover: Option<(u64, String)>,
+    /// The client asks for a recoverable subscription.
+    pub recoverable: bool,
+    /// The client asks for a positioned subscription.
+    pub positioned: bool,
+    /// The client wants join and leave pushes.
+    pub join_leave: bool,
+    /// Answer error 112 rather than `recovered: false` (subscribe flag 2).
+    pub strict: bool,
+}
+
+/// How the Router answers a [`Subscribe`].
+#[derive(Debug)]
+pub enum Answer {
+    /// A `subscribe` reply with this id, for the one channel requested.
+    Subscribe(u32),
+    /// A `connect` reply with this id: the result, with `subs` filled in for every channel.
+    Connect(u32, Box<ConnectResult>),
+}
+
+/// Adds a session to channels. The Router queues the answer (with any recovered publications)
+/// before any later publication of those channels, so the client always sees the result first.
+/// The session's rights were checked by the session; a channel refused here (error 112) is
+/// reported back with [`SubscriptionRefused`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Subscribe {
     pub key: SessionKey,
-    pub channel: String,
+    pub client: SessionInfo,
     pub format: Format,
     pub outbox: Outbox,
+    pub notify: SessionRecipients,
+    pub channels: Vec<ChannelRequest>,
+    pub answer: Answer,
+}
+
+/// Who a session is, for presence and join/leave.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub user: String,
+    /// The session id.
+    pub client: String,
+}
+
+/// How the Router reaches a session's actor.
+#[derive(Clone)]
+pub struct SessionRecipients {
     pub close: Recipient<CloseSession>,
-    pub reply: Bytes,
+    pub refused: Recipient<SubscriptionRefused>,
+}
+
+/// A subscription the Router did not make (its answer, an error reply, is already queued).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SubscriptionRefused {
+    pub channel: String,
 }
 
 /// Removes a session from a channel, then queues `reply` (the encoded unsubscribe result).
@@ -49,12 +113,50 @@ pub struct Detach {
     pub key: SessionKey,
 }
 
+/// A session lost its connection but lives on (parked): its subscriptions stay, and publications
+/// keep being queued for it, but it leaves presence.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Park {
+    pub key: SessionKey,
+}
+
+/// A parked session is back on a new connection: it is present again, reached at `notify`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reattach {
+    pub key: SessionKey,
+    pub notify: SessionRecipients,
+}
+
 /// Publishes `data` (JSON text) on a channel.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Publish {
     pub channel: String,
     pub data: Bytes,
+}
+
+/// A `history` query on a channel that keeps history.
+#[derive(Message)]
+#[rtype(result = "Result<HistoryResult, ErrorReply>")]
+pub struct History {
+    pub channel: String,
+    pub query: Query,
+}
+
+/// Who is subscribed to a channel: client id → user and client id.
+#[derive(Message)]
+#[rtype(result = "PresenceResult")]
+pub struct Presence {
+    pub channel: String,
+}
+
+/// How many clients, and distinct users, are subscribed to a channel.
+#[derive(Message)]
+#[rtype(result = "PresenceStatsResult")]
+pub struct PresenceStats {
+    pub channel: String,
 }
 
 /// The channels that have subscribers and may be shown to any client, sorted.
@@ -66,55 +168,198 @@ struct Subscriber {
     key: SessionKey,
     format: Format,
     outbox: Outbox,
+    wants_join_leave: bool,
+}
+
+struct Channel {
+    subscribers: Vec<Subscriber>,
+    stream: Option<Stream>,
+    options: ChannelOptions,
 }
 
 struct SessionChannels {
-    close: Recipient<CloseSession>,
-    channels: HashSet<String>,
+    notify: SessionRecipients,
+    info: SessionInfo,
+    channels: HashSet<Arc<str>>,
+    /// On a connection (not parked): counts in presence.
+    attached: bool,
 }
 
+/// The global history byte budget: every kept publication in the order it was published.
 #[derive(Default)]
+struct Budget {
+    max_bytes: usize,
+    used: usize,
+    /// (channel, offset) of kept publications, oldest first; entries already trimmed by their
+    /// channel's own bounds are skipped when met, and compacted away when they pile up.
+    order: VecDeque<(Arc<str>, u64)>,
+    kept: usize,
+}
+
 pub struct Router {
-    channels: HashMap<String, Vec<Subscriber>>,
+    rules: Arc<ChannelRules>,
+    channels: HashMap<Arc<str>, Channel>,
     sessions: HashMap<SessionKey, SessionChannels>,
+    budget: Budget,
 }
 
 impl Router {
-    pub fn new() -> Self {
-        Self::default()
+    /// A router for channels under `rules`, keeping at most `history_max_bytes` of history.
+    pub fn new(rules: Arc<ChannelRules>, history_max_bytes: usize) -> Self {
+        Router {
+            rules,
+            channels: HashMap::new(),
+            sessions: HashMap::new(),
+            budget: Budget {
+                max_bytes: history_max_bytes,
+                ..Budget::default()
+            },
+        }
+    }
+
+    /// The channel's entry, created with its namespace's options.
+    fn channel_entry(&mut self, name: &str) -> Option<(Arc<str>, &mut Channel)> {
+        if !self.channels.contains_key(name) {
+            let options = self.rules.policy(name).ok()?.options.clone();
+            self.channels.insert(
+                Arc::from(name),
+                Channel {
+                    subscribers: Vec::new(),
+                    stream: None,
+                    options,
+                },
+            );
+        }
+        let (key, _) = self.channels.get_key_value(name)?;
+        let key = key.clone();
+        Some((key, self.channels.get_mut(name).expect("just looked up")))
     }
 
     fn remove_subscriber(&mut self, channel: &str, key: SessionKey) {
-        if let Some(subscribers) = self.channels.get_mut(channel) {
-            if let Some(at) = subscribers.iter().position(|s| s.key == key) {
-                subscribers.swap_remove(at);
-            }
-            if subscribers.is_empty() {
-                self.channels.remove(channel);
-            }
+        let Some(entry) = self.channels.get_mut(channel) else {
+            return;
+        };
+        if let Some(at) = entry.subscribers.iter().position(|s| s.key == key) {
+            entry.subscribers.swap_remove(at);
+        }
+        if entry.subscribers.is_empty() && entry.stream.is_none() {
+            self.channels.remove(channel);
         }
     }
 
-    fn detach(&mut self, key: SessionKey) -> Option<Recipient<CloseSession>> {
+    fn detach(&mut self, key: SessionKey) -> Option<SessionRecipients> {
         let session = self.sessions.remove(&key)?;
         for channel in &session.channels {
             self.remove_subscriber(channel, key);
+            if session.attached {
+                self.push_join_leave(channel, key, &session.info, false);
+            }
         }
-        Some(session.close)
+        Some(session.notify)
     }
 
     /// Detaches a session that can take no more: one whose queue overflowed is told to close
     /// with 3008; one that is already closing is only forgotten.
     fn drop_subscriber(&mut self, key: SessionKey, error: PushError) {
-        let Some(close) = self.detach(key) else {
+        let Some(notify) = self.detach(key) else {
             return;
         };
         if error == PushError::Full {
-            close.do_send(CloseSession {
-                disconnect: Disconnect::SLOW,
-                flush: false,
-            });
+            notify.close.do_send(CloseSession::slow());
         }
+    }
+
+    /// Queues a join (or leave) of `info` to the channel's other subscribers that want it.
+    fn push_join_leave(&mut self, channel: &str, key: SessionKey, info: &SessionInfo, join: bool) {
+        let Some(entry) = self.channels.get(channel) else {
+            return;
+        };
+        if !entry.options.join_leave {
+            return;
+        }
+        let force = entry.options.force_push_join_leave;
+        let client = ClientInfo {
+            user: info.user.clone(),
+            client: info.client.clone(),
+            ..ClientInfo::default()
+        };
+        let push = |format| {
+            let mut push = Push {
+                channel: channel.to_owned(),
+                ..Push::default()
+            };
+            if join {
+                push.join = Some(Join {
+                    info: Some(client.clone()),
+                });
+            } else {
+                push.leave = Some(Leave {
+                    info: Some(client.clone()),
+                });
+            }
+            encode_push(format, push)
+        };
+        let (mut json, mut protobuf) = (None, None);
+        let mut failed = Vec::new();
+        for subscriber in &entry.subscribers {
+            if subscriber.key == key || !(force || subscriber.wants_join_leave) {
+                continue;
+            }
+            // A parked session gets them too (queued), so that it misses nothing.
+            let item = match subscriber.format {
+                Format::Json => json.get_or_insert_with(|| push(Format::Json)),
+                Format::Protobuf => protobuf.get_or_insert_with(|| push(Format::Protobuf)),
+            };
+            if let Err(error) = subscriber.outbox.push(item.clone()) {
+                failed.push((subscriber.key, error));
+            }
+        }
+        for (key, error) in failed {
+            self.drop_subscriber(key, error);
+        }
+    }
+
+    /// Subscribes to one channel and says how, with what was recovered.
+    fn subscribe_one(
+        &mut self,
+        request: &ChannelRequest,
+        now: Instant,
+    ) -> Result<SubscribeResult, ErrorReply> {
+        let (_, channel) = self
+            .channel_entry(&request.channel)
+            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        let mut result = SubscribeResult::default();
+        if channel.options.history().is_some() {
+            let recoverable = channel.options.force_recovery || request.recoverable;
+            let positioned = recoverable || channel.options.force_positioning || request.positioned;
+            if positioned {
+                let stream = channel.stream.get_or_insert_with(|| Stream::new(now));
+                stream.touched = now;
+                result.positioned = true;
+                result.recoverable = recoverable;
+                result.epoch = stream.epoch().to_owned();
+                result.offset = stream.top();
+                if let (true, Some((offset, epoch))) = (recoverable, &request.recover) {
+                    let recovery = stream.recover(*offset, epoch);
+                    if !recovery.recovered && request.strict {
+                        return Err(ErrorReply::UNRECOVERABLE_POSITION);
+                    }
+                    result.was_recovering = true;
+                    result.recovered = recovery.recovered;
+                    result.publications =
+                        recovery.publications.into_iter().map(publication).collect();
+                }
+            }
+        }
+        Ok(result)
+    }
+}
+
+fn publication(entry: &Entry) -> Publication {
+    Publication {
+        data: entry.data.clone(),
+        offset: entry.offset,
+        ..Publication::default()
     }
 }
 
@@ -123,6 +368,64 @@ impl Actor for Router {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(SWEEP_INTERVAL, |router, _| router.sweep(Instant::now()));
+    }
+}
+
+impl Router {
+    /// Trims history by ttl and forgets stream positions idle past their meta ttl.
+    fn sweep(&mut self, now: Instant) {
+        let mut freed = 0;
+        let mut kept = 0;
+        self.channels.retain(|_, channel| {
+            if let (Some(stream), Some(bounds)) =
+                (channel.stream.as_mut(), channel.options.history())
+            {
+                let before = stream.len();
+                freed += stream.expire(now, bounds.ttl);
+                kept += before - stream.len();
+                let idle = now.duration_since(stream.touched) >= channel.options.history_meta_ttl;
+                if stream.is_empty() && idle && channel.subscribers.is_empty() {
+                    channel.stream = None;
+                }
+            }
+            !(channel.subscribers.is_empty() && channel.stream.is_none())
+        });
+        self.budget.used -= freed;
+        self.budget.kept -= kept;
+        self.compact_budget();
+    }
+
+    /// Drops index entries of publications that are gone, once they are the majority.
+    fn compact_budget(&mut self) {
+        if self.budget.order.len() <= 2 * self.budget.kept + 1024 {
+            return;
+        }
+        let channels = &self.channels;
+        self.budget.order.retain(|(name, offset)| {
+            channels
+                .get(name)
+                .and_then(|c| c.stream.as_ref())
+                .and_then(Stream::oldest)
+                .is_some_and(|oldest| *offset >= oldest)
+        });
+    }
+
+    /// Evicts the oldest publications of any channel until history fits its byte budget.
+    fn enforce_budget(&mut self) {
+        while self.budget.used > self.budget.max_bytes {
+            let Some((name, offset)) = self.budget.order.pop_front() else {
+                break;
+            };
+            let Some(stream) = self.channels.get_mut(&name).and_then(|c| c.stream.as_mut()) else {
+                continue;
+            };
+            if stream.oldest() == Some(offset) {
+                let entry = stream.pop_oldest().expect("it has an oldest entry");
+                self.budget.used -= entry.cost();
+                self.budget.kept -= 1;
+            }
+        }
     }
 }
 
@@ -130,33 +433,89 @@ impl Handler<Subscribe> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        if let Err(error) = msg.outbox.push(msg.reply) {
+        let now = Instant::now();
+        let mut results = Vec::with_capacity(msg.channels.len());
+        for request in &msg.channels {
+            match self.subscribe_one(request, now) {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    // Only a single `subscribe` can be refused (connect subs never are strict).
+                    let Answer::Subscribe(id) = msg.answer else {
+                        results.push(SubscribeResult::default());
+                        continue;
+                    };
+                    let reply = Reply {
+                        id,
+                        error: Some(error.to_proto()),
+                        ..Reply::default()
+                    };
+                    if msg.outbox.push(encode_reply(msg.format, &reply)).is_ok() {
+                        msg.notify.refused.do_send(SubscriptionRefused {
+                            channel: request.channel.clone(),
+                        });
+                    } else {
+                        msg.notify.close.do_send(CloseSession::slow());
+                    }
+                    return;
+                }
+            }
+        }
+        let reply = match msg.answer {
+            Answer::Subscribe(id) => Reply {
+                id,
+                subscribe: results.pop(),
+                ..Reply::default()
+            },
+            Answer::Connect(id, mut result) => {
+                result.subs = msg
+                    .channels
+                    .iter()
+                    .map(|r| r.channel.clone())
+                    .zip(results)
+                    .collect();
+                Reply {
+                    id,
+                    connect: Some(*result),
+                    ..Reply::default()
+                }
+            }
+        };
+        if let Err(error) = msg.outbox.push(encode_reply(msg.format, &reply)) {
             // The session may have no subscription yet, so it is told directly.
             self.detach(msg.key);
             if error == PushError::Full {
-                msg.close.do_send(CloseSession {
-                    disconnect: Disconnect::SLOW,
-                    flush: false,
-                });
+                msg.notify.close.do_send(CloseSession::slow());
             }
             return;
         }
-        let session = self
-            .sessions
+        self.sessions
             .entry(msg.key)
             .or_insert_with(|| SessionChannels {
-                close: msg.close,
+                notify: msg.notify.clone(),
+                info: msg.client.clone(),
                 channels: HashSet::new(),
+                attached: true,
             });
-        if session.channels.insert(msg.channel.clone()) {
-            self.channels
-                .entry(msg.channel)
-                .or_default()
-                .push(Subscriber {
-                    key: msg.key,
-                    format: msg.format,
-                    outbox: msg.outbox,
-                });
+        let mut joined = Vec::new();
+        for request in &msg.channels {
+            let Some((name, _)) = self.channel_entry(&request.channel) else {
+                continue;
+            };
+            let session = self.sessions.get_mut(&msg.key).expect("inserted above");
+            if !session.channels.insert(name.clone()) {
+                continue;
+            }
+            let channel = self.channels.get_mut(&name).expect("just made");
+            channel.subscribers.push(Subscriber {
+                key: msg.key,
+                format: msg.format,
+                outbox: msg.outbox.clone(),
+                wants_join_leave: request.join_leave,
+            });
+            joined.push(name);
+        }
+        for name in joined {
+            self.push_join_leave(&name, msg.key, &msg.client, true);
         }
     }
 }
@@ -168,16 +527,22 @@ impl Handler<Unsubscribe> for Router {
         let Some(session) = self.sessions.get_mut(&msg.key) else {
             return;
         };
-        if !session.channels.remove(&msg.channel) {
+        if !session.channels.remove(msg.channel.as_str()) {
             return;
         }
+        let info = session.info.clone();
+        let attached = session.attached;
         // The outbox is taken from the subscription being removed.
-        let outbox = self.channels.get(&msg.channel).and_then(|subs| {
-            subs.iter()
+        let outbox = self.channels.get(msg.channel.as_str()).and_then(|c| {
+            c.subscribers
+                .iter()
                 .find(|s| s.key == msg.key)
                 .map(|s| s.outbox.clone())
         });
         self.remove_subscriber(&msg.channel, msg.key);
+        if attached {
+            self.push_join_leave(&msg.channel, msg.key, &info, false);
+        }
         if let Some(Err(error)) = outbox.map(|outbox| outbox.push(msg.reply)) {
             self.drop_subscriber(msg.key, error);
         }
@@ -192,21 +557,85 @@ impl Handler<Detach> for Router {
     }
 }
 
+impl Handler<Park> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Park, _: &mut Context<Self>) {
+        let Some(session) = self.sessions.get_mut(&msg.key) else {
+            return;
+        };
+        if !std::mem::replace(&mut session.attached, false) {
+            return;
+        }
+        let info = session.info.clone();
+        let channels: Vec<Arc<str>> = session.channels.iter().cloned().collect();
+        for channel in channels {
+            self.push_join_leave(&channel, msg.key, &info, false);
+        }
+    }
+}
+
+impl Handler<Reattach> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reattach, _: &mut Context<Self>) {
+        let Some(session) = self.sessions.get_mut(&msg.key) else {
+            return;
+        };
+        session.notify = msg.notify;
+        if std::mem::replace(&mut session.attached, true) {
+            return;
+        }
+        let info = session.info.clone();
+        let channels: Vec<Arc<str>> = session.channels.iter().cloned().collect();
+        for channel in channels {
+            self.push_join_leave(&channel, msg.key, &info, true);
+        }
+    }
+}
+
 impl Handler<Publish> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        let Some(subscribers) = self.channels.get(&msg.channel) else {
+        let now = Instant::now();
+        let keeps_history = match self.channels.get(msg.channel.as_str()) {
+            Some(channel) => channel.options.history().is_some(),
+            // No subscriber and no stream: only a channel with history has anything to do.
+            None => self
+                .rules
+                .policy(&msg.channel)
+                .is_ok_and(|p| p.options.history().is_some()),
+        };
+        let mut offset = 0;
+        if keeps_history {
+            let (name, channel) = self
+                .channel_entry(&msg.channel)
+                .expect("the channel has a namespace");
+            let bounds = channel.options.history().expect("checked above");
+            let stream = channel.stream.get_or_insert_with(|| Stream::new(now));
+            let before = stream.len();
+            let (top, freed) = stream.append(msg.data.clone(), now, bounds);
+            let evicted = before + 1 - stream.len();
+            offset = top;
+            self.budget.used = self.budget.used + msg.data.len() + ENTRY_OVERHEAD - freed;
+            self.budget.kept = self.budget.kept + 1 - evicted;
+            self.budget.order.push_back((name, top));
+            self.enforce_budget();
+            self.compact_budget();
+        }
+        let Some(channel) = self.channels.get(msg.channel.as_str()) else {
             return;
         };
         let publication = Publication {
             data: msg.data,
+            offset,
             ..Publication::default()
         };
         let mut json = None;
         let mut protobuf = None;
         let mut failed = Vec::new();
-        for subscriber in subscribers {
+        for subscriber in &channel.subscribers {
             let item = match subscriber.format {
                 Format::Json => json.get_or_insert_with(|| {
                     encode_publication(Format::Json, &msg.channel, &publication)
@@ -225,15 +654,89 @@ impl Handler<Publish> for Router {
     }
 }
 
+impl Handler<History> for Router {
+    type Result = Result<HistoryResult, ErrorReply>;
+
+    fn handle(&mut self, msg: History, _: &mut Context<Self>) -> Self::Result {
+        let now = Instant::now();
+        let (_, channel) = self
+            .channel_entry(&msg.channel)
+            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        if channel.options.history().is_none() {
+            return Err(ErrorReply::NOT_AVAILABLE.with_message("the channel keeps no history"));
+        }
+        let stream = channel.stream.get_or_insert_with(|| Stream::new(now));
+        let publications = stream
+            .query(&msg.query)
+            .map_err(|_| ErrorReply::UNRECOVERABLE_POSITION)?
+            .into_iter()
+            .map(publication)
+            .collect();
+        Ok(HistoryResult {
+            publications,
+            epoch: stream.epoch().to_owned(),
+            offset: stream.top(),
+        })
+    }
+}
+
+impl Router {
+    fn present(&self, channel: &str) -> impl Iterator<Item = &SessionInfo> {
+        self.channels
+            .get(channel)
+            .into_iter()
+            .flat_map(|c| c.subscribers.iter())
+            .filter_map(|s| self.sessions.get(&s.key))
+            .filter(|s| s.attached)
+            .map(|s| &s.info)
+    }
+}
+
+impl Handler<Presence> for Router {
+    type Result = MessageResult<Presence>;
+
+    fn handle(&mut self, msg: Presence, _: &mut Context<Self>) -> Self::Result {
+        let presence = self
+            .present(&msg.channel)
+            .map(|info| {
+                let client = ClientInfo {
+                    user: info.user.clone(),
+                    client: info.client.clone(),
+                    ..ClientInfo::default()
+                };
+                (info.client.clone(), client)
+            })
+            .collect();
+        MessageResult(PresenceResult { presence })
+    }
+}
+
+impl Handler<PresenceStats> for Router {
+    type Result = MessageResult<PresenceStats>;
+
+    fn handle(&mut self, msg: PresenceStats, _: &mut Context<Self>) -> Self::Result {
+        let mut clients = 0;
+        let mut users = HashSet::new();
+        for info in self.present(&msg.channel) {
+            clients += 1;
+            users.insert(info.user.as_str());
+        }
+        MessageResult(PresenceStatsResult {
+            num_clients: clients,
+            num_users: users.len() as u32,
+        })
+    }
+}
+
 impl Handler<ListChannels> for Router {
     type Result = MessageResult<ListChannels>;
 
     fn handle(&mut self, _: ListChannels, _: &mut Context<Self>) -> Self::Result {
         let mut names: Vec<String> = self
             .channels
-            .keys()
-            .filter(|c| is_listable(c))
-            .cloned()
+            .iter()
+            .filter(|(name, c)| !c.subscribers.is_empty() && is_listable(name))
+            .map(|(name, _)| name.to_string())
             .collect();
         names.sort_unstable();
         MessageResult(names)
@@ -242,47 +745,161 @@ impl Handler<ListChannels> for Router {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use super::*;
+    use crate::channel::{ChannelOptions, Namespace};
     use crate::outbox::outbox;
 
-    /// Records the closes it is asked for.
-    struct Closes(Arc<Mutex<Vec<Disconnect>>>);
-    impl Actor for Closes {
+    /// Records what the Router tells a session.
+    struct Notes(Arc<Mutex<Vec<String>>>);
+    impl Actor for Notes {
         type Context = Context<Self>;
     }
-    impl Handler<CloseSession> for Closes {
+    impl Handler<CloseSession> for Notes {
         type Result = ();
         fn handle(&mut self, msg: CloseSession, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(msg.disconnect);
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("close {}", msg.disconnect.code));
+        }
+    }
+    impl Handler<SubscriptionRefused> for Notes {
+        type Result = ();
+        fn handle(&mut self, msg: SubscriptionRefused, _: &mut Context<Self>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("refused {}", msg.channel));
+        }
+    }
+
+    fn rules() -> Arc<ChannelRules> {
+        let options = ChannelOptions {
+            allow_subscribe_for_client: true,
+            allow_subscribe_for_anonymous: true,
+            history_size: 10,
+            history_ttl: Duration::from_secs(60),
+            force_recovery: true,
+            ..ChannelOptions::default()
+        };
+        let ns = Namespace {
+            name: "h".into(),
+            options,
+        };
+        Arc::new(ChannelRules::new(ChannelOptions::default(), &[ns], 255))
+    }
+
+    async fn notes_after(notes: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+        for _ in 0..100 {
+            if !notes.lock().unwrap().is_empty() {
+                break;
+            }
+            actix::clock::sleep(Duration::from_millis(5)).await;
+        }
+        notes.lock().unwrap().clone()
+    }
+
+    fn subscribe(queue: Outbox, notify: SessionRecipients, request: ChannelRequest) -> Subscribe {
+        Subscribe {
+            key: 7,
+            client: SessionInfo {
+                user: String::new(),
+                client: "c7".into(),
+            },
+            format: Format::Json,
+            outbox: queue,
+            notify,
+            channels: vec![request],
+            answer: Answer::Subscribe(2),
         }
     }
 
     #[actix::test]
     async fn a_first_subscribe_into_a_full_queue_closes_the_session_as_slow() {
-        let closes = Arc::new(Mutex::new(Vec::new()));
-        let close = Closes(closes.clone()).start().recipient();
-        let router = Router::new().start();
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let addr = Notes(notes.clone()).start();
+        let notify = SessionRecipients {
+            close: addr.clone().recipient(),
+            refused: addr.recipient(),
+        };
+        let router = Router::new(rules(), 1 << 20).start();
         let (queue, _stream) = outbox(Format::Json, 1, 1024);
         queue.push(Bytes::from_static(b"{}")).unwrap();
-        let subscribe = Subscribe {
-            key: 7,
-            channel: "c".into(),
-            format: Format::Json,
-            outbox: queue,
-            close,
-            reply: Bytes::from_static(b"{\"id\":2,\"subscribe\":{}}"),
+        let request = ChannelRequest {
+            channel: "h:c".into(),
+            ..ChannelRequest::default()
         };
-        router.send(subscribe).await.unwrap();
+        router
+            .send(subscribe(queue, notify, request))
+            .await
+            .unwrap();
         assert!(router.send(ListChannels).await.unwrap().is_empty());
-        // The close message is on its way to the session actor.
-        for _ in 0..100 {
-            if !closes.lock().unwrap().is_empty() {
-                break;
-            }
-            actix::clock::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(notes_after(&notes).await, vec!["close 3008"]);
+    }
+
+    #[actix::test]
+    async fn a_strict_recovery_of_a_lost_position_is_refused_with_112() {
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let addr = Notes(notes.clone()).start();
+        let notify = SessionRecipients {
+            close: addr.clone().recipient(),
+            refused: addr.recipient(),
+        };
+        let router = Router::new(rules(), 1 << 20).start();
+        let (queue, mut stream) = outbox(Format::Json, 8, 4096);
+        let request = ChannelRequest {
+            channel: "h:c".into(),
+            recover: Some((3, "no-such-epoch".into())),
+            strict: true,
+            ..ChannelRequest::default()
+        };
+        router
+            .send(subscribe(queue, notify, request))
+            .await
+            .unwrap();
+        assert_eq!(notes_after(&notes).await, vec!["refused h:c"]);
+        let frame = futures_util::StreamExt::next(&mut stream).await.unwrap();
+        assert_eq!(
+            std::str::from_utf8(&frame.bytes).unwrap(),
+            "{\"id\":2,\"error\":{\"code\":112,\"message\":\"unrecoverable position\"}}"
+        );
+    }
+
+    #[actix::test]
+    async fn the_history_budget_evicts_the_oldest_publications_of_any_channel() {
+        let router = Router::new(rules(), 3 * (4 + ENTRY_OVERHEAD)).start();
+        for channel in ["h:a", "h:b", "h:a", "h:b"] {
+            router
+                .send(Publish {
+                    channel: channel.into(),
+                    data: Bytes::from_static(b"1234"),
+                })
+                .await
+                .unwrap();
         }
-        assert_eq!(*closes.lock().unwrap(), vec![Disconnect::SLOW]);
+        let offsets = |channel: &str| {
+            let router = router.clone();
+            let channel = channel.to_owned();
+            async move {
+                let result = router
+                    .send(History {
+                        channel,
+                        query: Query::default(),
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                result
+                    .publications
+                    .iter()
+                    .map(|p| p.offset)
+                    .collect::<Vec<_>>()
+            }
+        };
+        // Four publications, room for three: the first one of `h:a` went.
+        assert_eq!(offsets("h:a").await, vec![2]);
+        assert_eq!(offsets("h:b").await, vec![1, 2]);
     }
 }

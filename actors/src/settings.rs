@@ -70,6 +70,53 @@ impl Default for SessionLimits {
     }
 }
 
+/// Sessions that outlive their connection: a client that connects with `"resumable": true` can
+/// come back within the grace period and get its subscriptions and every message it missed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// How long a resumable session waits for its client after the connection ends; `0s` turns
+    /// resume off (`resumable` is then ignored).
+    #[serde(with = "duration")]
+    pub resume_grace: Duration,
+    /// Sessions parked (waiting for their client) at most; when full, the one parked longest
+    /// ends to make room.
+    pub max_parked: usize,
+    /// Messages a resumable session keeps after writing them, to write them again to a client
+    /// that lost them with its connection.
+    pub journal_max_messages: usize,
+    /// Bytes of those messages kept at most.
+    pub journal_max_size: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            resume_grace: Duration::from_secs(60),
+            max_parked: 1000,
+            journal_max_messages: 1024,
+            journal_max_size: 256 * 1024,
+        }
+    }
+}
+
+/// Channel history in all (each namespace bounds its own channels' history).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Bytes of history kept over all channels (publication data plus a fixed overhead each);
+    /// past it the oldest publications of any channel are dropped first.
+    pub max_size: usize,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            max_size: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// Durations in config: `"25s"`, `"500ms"`, `"2m"`, `"1h"`, or a bare number of seconds.
 pub mod duration {
     use std::time::Duration;

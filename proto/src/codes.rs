@@ -49,6 +49,22 @@ impl ErrorReply {
     /// RPC-Crypto: the call conflicts with the current state (seed-001 Conflict).
     pub const CONFLICT: Self = error(1010, "conflict", false);
 
+    // RPC-Crypto SessionError (seed 000): the answer to a connect that asks to resume a session.
+    /// No resumable session with that id and key for this user: it never existed, its grace
+    /// period ran out, the key is wrong, or it is another user's (one answer, so that nothing
+    /// about other sessions leaks).
+    pub const SESSION_NOT_FOUND: Self = error(1101, "session not found", false);
+    /// The session exists, but messages after the client's last received one are no longer held
+    /// (its queue overflowed while it was away, or the replay buffer moved past them). The
+    /// session has ended; the client starts a new one and recovers its channels from history.
+    pub const SESSION_GAP: Self = error(
+        1102,
+        "session cannot be resumed: missed messages are gone",
+        false,
+    );
+    /// Another connection is taking the session over at this moment; try again.
+    pub const SESSION_BUSY: Self = error(1103, "session busy", true);
+
     /// The same code with a more specific message.
     pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.message = message.into();
@@ -114,6 +130,9 @@ impl Disconnect {
 
     /// RPC-Crypto SessionClose: the client asked to end its session (`session.close`).
     pub const SESSION_CLOSED: Self = disconnect(4500, "session closed");
+    /// Another connection resumed this session; this one is superseded (terminal, so the two do
+    /// not take it from each other in a loop).
+    pub const SESSION_RESUMED_ELSEWHERE: Self = disconnect(4505, "session resumed elsewhere");
 
     // RPC-Crypto session rejects (seed 001 handshake reject reasons), see `handshake`.
     /// NO_SERVER_SESSIONS_AVAILABLE: a session limit is reached; try again later.

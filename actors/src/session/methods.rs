@@ -58,7 +58,7 @@ impl Method {
             Method::SessionStatus => {
                 let status = serde_json::json!({
                     "session_id": session.registered().id.as_str(),
-                    "last_sent_id": session.sent,
+                    "last_sent_id": session.sent(),
                     "last_received_id": session.received,
                     "protocol_version": session.protocol_version,
                 });

@@ -5,7 +5,12 @@
 //! Inbound: WebSocket frame → [`Session::handle_frame`] → [`rpc_crypto_proto::codec`] decodes the
 //! commands → [`commands::dispatch`] → one file per command, which answers into the outbox or
 //! forwards to the Router. Outbound: the outbox's stream yields one coalesced frame per write,
-//! which [`Session`]'s `StreamHandler<OutboundFrame>` counts and writes.
+//! which [`Session`]'s `StreamHandler<OutboundFrame>` writes.
+//!
+//! A resumable session (connect data `"resumable": true`) outlives its connection: when the
+//! connection ends without the session being closed, [`Session::stopped`] parks what the
+//! session owns ([`ParkedSession`]) with the Registry; a connection that resumes it takes it
+//! back, writes what the client missed, and carries on (`commands/connect.rs`).
 
 mod commands;
 mod methods;
@@ -20,14 +25,18 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use rand::Rng;
 use rpc_crypto_proto::codec::{decode_commands, encode_reply, ping_item};
-use rpc_crypto_proto::protocol::Reply;
+use rpc_crypto_proto::protocol::{Command, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
 
 use crate::channel::ChannelRules;
-use crate::outbox::{outbox, OutboundFrame, Outbox, OutboxStream, PushError};
-use crate::registry::{CloseSession, Register, Registered, Registry, Unregister};
-use crate::router::{Detach, Router};
-use crate::settings::ClientSettings;
+use crate::outbox::{
+    outbox, OutboundFrame, Outbox, OutboxStream, PushError, ReplayError, SharedOutboxStream,
+};
+use crate::registry::{
+    CloseSession, ParkSession, Register, Registered, Registry, SessionKey, Unregister,
+};
+use crate::router::{Detach, Park, Router, SessionInfo, SessionRecipients, SubscriptionRefused};
+use crate::settings::{ClientSettings, SessionSettings};
 
 /// The server version sent in every connect result.
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,13 +45,74 @@ pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub client: ClientSettings,
-    pub rules: ChannelRules,
+    pub session: SessionSettings,
+    pub rules: Arc<ChannelRules>,
+}
+
+/// Everything a resumable session owns while it has no connection: held by the Registry, and
+/// handed to the connection that resumes it.
+pub struct ParkedSession {
+    registration: Registered,
+    secret: String,
+    user: String,
+    protocol_version: u32,
+    format: Format,
+    subscriptions: HashSet<String>,
+    received: u64,
+    outbox: Outbox,
+    stream: OutboxStream,
+}
+
+impl ParkedSession {
+    /// Whether the session still holds every message after `last_received`.
+    pub fn can_replay(&self, last_received: u64) -> Result<(), ReplayError> {
+        if self.outbox.overflowed() {
+            return Err(ReplayError::Gap);
+        }
+        self.stream.replay(last_received).map(|_| ())
+    }
+
+    /// A parked session with nothing queued, for tests of the Registry.
+    #[cfg(test)]
+    pub(crate) fn for_test(registration: Registered, user: &str, format: Format) -> Self {
+        let (outbox, mut stream) = outbox(format, 8, 1024);
+        stream.keep_journal(8, 1024);
+        ParkedSession {
+            registration,
+            secret: "secret".into(),
+            user: user.into(),
+            protocol_version: 1,
+            format,
+            subscriptions: HashSet::new(),
+            received: 0,
+            outbox,
+            stream,
+        }
+    }
+
+    /// The session's key.
+    pub fn key(&self) -> SessionKey {
+        self.registration.key
+    }
+
+    /// The wire format its messages are encoded in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Bytes it holds: its queue and its replay journal.
+    pub fn held_bytes(&self) -> usize {
+        self.outbox.queued_bytes() + self.stream.journal_bytes()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Open, waiting for connect.
     Fresh,
+    /// A connect that resumes a session is waiting for the Registry; commands that follow it
+    /// wait too.
+    Resuming,
     Connected,
     /// A close is under way; further input is ignored.
     Closing,
@@ -64,7 +134,8 @@ pub struct Session {
     reject: Option<Disconnect>,
 
     outbox: Outbox,
-    outbox_stream: Option<OutboxStream>,
+    /// The consumer side of the outbox, polled by this actor's context; taken back to park.
+    stream: SharedOutboxStream,
     registration: Option<Registered>,
     state: State,
     /// The disconnect to send once the outbox has drained (a flushing close).
@@ -74,10 +145,15 @@ pub struct Session {
     user: String,
     protocol_version: u32,
     subscriptions: HashSet<String>,
-    /// Replies and pushes written so far: the id of the last message sent.
-    sent: u64,
     /// Commands read so far: the id of the last message received.
     received: u64,
+    /// The key that resumes this session, if it is resumable.
+    secret: Option<String>,
+    /// Whether the session outlives this connection when it ends: set while connected and
+    /// resumable, cleared by every ending that means the session is over.
+    park_on_stop: bool,
+    /// Commands that arrived behind a resuming connect, run once it is answered.
+    deferred: Vec<Command>,
 
     awaiting_pong: bool,
     /// Calls waiting on another actor (bounded by `methods::MAX_CALLS_IN_FLIGHT`).
@@ -108,15 +184,17 @@ impl Session {
             peer,
             reject,
             outbox,
-            outbox_stream: Some(outbox_stream),
+            stream: SharedOutboxStream::new(outbox_stream),
             registration: None,
             state: State::Fresh,
             closing: None,
             user: String::new(),
             protocol_version: 0,
             subscriptions: HashSet::new(),
-            sent: 0,
             received: 0,
+            secret: None,
+            park_on_stop: false,
+            deferred: Vec::new(),
             awaiting_pong: false,
             calls_in_flight: 0,
             stale_timer: None,
@@ -128,6 +206,66 @@ impl Session {
         self.registration
             .as_ref()
             .expect("commands are read only after registration")
+    }
+
+    fn key(&self) -> SessionKey {
+        self.registered().key
+    }
+
+    /// Who this session is, for presence.
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            user: self.user.clone(),
+            client: self.registered().id.to_string(),
+        }
+    }
+
+    /// How the Router reaches this actor.
+    fn recipients(ctx: &mut ws::WebsocketContext<Self>) -> SessionRecipients {
+        SessionRecipients {
+            close: ctx.address().recipient(),
+            refused: ctx.address().recipient(),
+        }
+    }
+
+    /// The id of the last message written to the client.
+    fn sent(&self) -> u64 {
+        self.stream.with(|s| s.sent()).unwrap_or(0)
+    }
+
+    /// Writes a frame straight to the socket, outside the queue and its numbering: the answer to
+    /// a resuming connect, and the replay that follows it.
+    fn write_direct(&self, ctx: &mut ws::WebsocketContext<Self>, frame: Bytes) {
+        write_frame(self.format, ctx, frame);
+    }
+
+    /// Packs what the session owns for the Registry, leaving this actor with nothing to write.
+    fn take_parked(&mut self) -> Option<ParkedSession> {
+        let stream = self.stream.take()?;
+        Some(ParkedSession {
+            registration: self.registration.clone()?,
+            secret: self.secret.clone()?,
+            user: std::mem::take(&mut self.user),
+            protocol_version: self.protocol_version,
+            format: self.format,
+            subscriptions: std::mem::take(&mut self.subscriptions),
+            received: self.received,
+            outbox: self.outbox.clone(),
+            stream,
+        })
+    }
+
+    /// Takes over a session handed over by the Registry: what it owns replaces what this
+    /// connection had (nothing had been written yet).
+    fn adopt(&mut self, parked: ParkedSession) {
+        self.registration = Some(parked.registration);
+        self.secret = Some(parked.secret);
+        self.user = parked.user;
+        self.protocol_version = parked.protocol_version;
+        self.subscriptions = parked.subscriptions;
+        self.received = parked.received;
+        self.outbox = parked.outbox;
+        self.stream.put(parked.stream);
     }
 
     /// Queues an encoded item for the client.
@@ -161,13 +299,20 @@ impl Session {
             "session {} closing: {disconnect}",
             self.registration.as_ref().map_or("-", |r| r.id.as_str())
         );
+        // A resumable session outlives a close that asks the client to come back, and a takeover
+        // (it moves to the other connection); flushing closes and terminal codes end it.
+        let hand_over = disconnect == Disconnect::SESSION_RESUMED_ELSEWHERE;
+        self.park_on_stop &=
+            hand_over || (disconnect.reconnect() && !flush && disconnect != Disconnect::SLOW);
         if flush {
             self.closing = Some(disconnect);
             self.outbox.close();
             // Makes the context poll the outbox stream again, so it sees the close and ends.
             ctx.spawn(fut::ready(()));
         } else {
-            self.outbox.close();
+            if !self.park_on_stop {
+                self.outbox.close();
+            }
             ctx.close(Some(close_reason(&disconnect)));
             ctx.stop();
         }
@@ -187,12 +332,32 @@ impl Session {
                     return;
                 }
             };
+            if self.state == State::Resuming {
+                self.deferred.push(command);
+                continue;
+            }
+            self.run_command(ctx, command);
+        }
+    }
+
+    fn run_command(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command) {
+        // A connect that resumes a session is not one of the session's messages.
+        if !commands::resumes(&command) {
             self.received += 1;
-            if let Err(disconnect) = commands::dispatch(self, ctx, command) {
-                let flush = disconnect != Disconnect::SLOW;
-                self.close(ctx, disconnect, flush);
+        }
+        if let Err(disconnect) = commands::dispatch(self, ctx, command) {
+            let flush = disconnect != Disconnect::SLOW;
+            self.close(ctx, disconnect, flush);
+        }
+    }
+
+    /// Runs the commands that waited behind a resuming connect.
+    fn run_deferred(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        for command in std::mem::take(&mut self.deferred) {
+            if self.state == State::Closing {
                 return;
             }
+            self.run_command(ctx, command);
         }
     }
 
@@ -276,6 +441,17 @@ impl Session {
     }
 }
 
+fn write_frame(format: Format, ctx: &mut ws::WebsocketContext<Session>, frame: Bytes) {
+    match format {
+        // SAFETY: every item is JSON text: replies from serde_json, and publication data that
+        // was checked to be JSON when it was published.
+        Format::Json => ctx.write_raw(ws::Message::Text(unsafe {
+            ByteString::from_bytes_unchecked(frame)
+        })),
+        Format::Protobuf => ctx.binary(frame),
+    }
+}
+
 fn close_reason(disconnect: &Disconnect) -> ws::CloseReason {
     ws::CloseReason {
         code: ws::CloseCode::Other(disconnect.code),
@@ -287,8 +463,7 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let stream = self.outbox_stream.take().expect("started once");
-        ctx.add_stream(stream);
+        ctx.add_stream(self.stream.clone());
         if let Some(reject) = self.reject.take() {
             return self.close(ctx, reject, false);
         }
@@ -318,14 +493,18 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some(registered) = &self.registration {
-            self.router.do_send(Detach {
-                key: registered.key,
-            });
-            self.registry.do_send(Unregister {
-                key: registered.key,
-            });
+        let Some(key) = self.registration.as_ref().map(|r| r.key) else {
+            return;
+        };
+        if self.park_on_stop {
+            if let Some(state) = self.take_parked() {
+                self.router.do_send(Park { key });
+                self.registry.do_send(ParkSession { key, state });
+                return;
+            }
         }
+        self.router.do_send(Detach { key });
+        self.registry.do_send(Unregister { key });
     }
 }
 
@@ -344,6 +523,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
             Ok(ws::Message::Close(reason)) => {
                 // SessionClose from the client: answer the close and end.
                 self.state = State::Closing;
+                self.park_on_stop = false;
                 ctx.close(reason);
                 ctx.stop();
             }
@@ -366,15 +546,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
 /// Frames to the client, coalesced by the outbox.
 impl StreamHandler<OutboundFrame> for Session {
     fn handle(&mut self, frame: OutboundFrame, ctx: &mut Self::Context) {
-        self.sent += frame.items;
-        match self.format {
-            // SAFETY: every item is JSON text: replies from serde_json, and publication data that
-            // was checked to be JSON when it was published.
-            Format::Json => ctx.write_raw(ws::Message::Text(unsafe {
-                ByteString::from_bytes_unchecked(frame.bytes)
-            })),
-            Format::Protobuf => ctx.binary(frame.bytes),
-        }
+        write_frame(self.format, ctx, frame.bytes);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
@@ -384,11 +556,20 @@ impl StreamHandler<OutboundFrame> for Session {
     }
 }
 
-/// A close asked for by the Registry (shutdown) or the Router (slow consumer).
+/// A close asked for by the Registry (shutdown, takeover) or the Router (slow consumer).
 impl Handler<CloseSession> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
         self.close(ctx, msg.disconnect, msg.flush);
+    }
+}
+
+/// A subscription the Router refused (error 112, already answered): the session is not in it.
+impl Handler<SubscriptionRefused> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscriptionRefused, _: &mut Self::Context) {
+        self.subscriptions.remove(&msg.channel);
     }
 }

@@ -1,13 +1,23 @@
-//! `connect`: SessionCreate. Negotiates the protocol version (seed 001) and answers with the
+//! `connect`: SessionCreate. Negotiates the protocol version (seed 001), makes the session
+//! resumable if asked, subscribes the channels of `subs` (with recovery), and answers with the
 //! ConnectResult (SessionCreateResponse) whose `client` is the session id.
+//!
+//! A connect whose data names a session to `resume` asks the Registry for it instead; see
+//! [`resume`].
 
 use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
-use rpc_crypto_proto::handshake::{accepted_data, negotiate, requested_versions};
+use rpc_crypto_proto::codec::encode_reply;
+use rpc_crypto_proto::handshake::{
+    accepted_data, negotiate, resumable_data, session_request, ResumeRequest,
+};
 use rpc_crypto_proto::protocol::{ConnectRequest, ConnectResult, Reply};
-use rpc_crypto_proto::Disconnect;
+use rpc_crypto_proto::{Disconnect, ErrorReply};
 
-use crate::session::{Session, State, SERVER_VERSION};
+use super::subscribe::channel_request;
+use crate::registry::{MakeResumable, ResumeSession, SessionId};
+use crate::router::{Answer, Reattach, Subscribe};
+use crate::session::{ParkedSession, Session, State, SERVER_VERSION};
 
 pub(super) fn handle(
     session: &mut Session,
@@ -21,31 +31,193 @@ pub(super) fn handle(
     if !req.token.is_empty() {
         return Err(Disconnect::INVALID_TOKEN.with_reason("this server verifies no tokens"));
     }
-    if !req.subs.is_empty() {
-        return Err(Disconnect::BAD_REQUEST.with_reason("connect subs are not supported"));
-    }
-    let requested = requested_versions(&req.data)
+    let request = session_request(&req.data)
         .map_err(|error| Disconnect::BAD_REQUEST.with_reason(error.to_string()))?;
-    let version = negotiate(requested.as_deref()).map_err(|reason| reason.disconnect())?;
+    let version = negotiate(request.versions.as_deref()).map_err(|reason| reason.disconnect())?;
+
+    if let Some(resume) = request.resume {
+        if !req.subs.is_empty() {
+            let error = ErrorReply::BAD_REQUEST
+                .with_message("a resumed session keeps its subscriptions: no subs with resume");
+            return session.reply_error(id, error);
+        }
+        return start_resume(session, ctx, id, resume);
+    }
+
+    // Every channel of `subs` is checked before anything changes.
+    let config = session.config.clone();
+    if req.subs.len() > config.client.channel_limit {
+        return session.reply_error(id, ErrorReply::LIMIT_EXCEEDED);
+    }
+    let mut channels = Vec::with_capacity(req.subs.len());
+    for (channel, mut sub) in req.subs {
+        let policy = match config.rules.policy(&channel) {
+            Ok(policy) => policy,
+            Err(error) => return session.reply_error(id, error.with_message(channel)),
+        };
+        if !policy.may_subscribe(&session.user) {
+            return session.reply_error(id, ErrorReply::PERMISSION_DENIED.with_message(channel));
+        }
+        sub.channel = channel;
+        // Connect subs answer `recovered: false`, never 112: there is one reply for all.
+        sub.flag = 0;
+        channels.push(channel_request(sub));
+    }
 
     session.protocol_version = version;
+    let grace = config.session.resume_grace;
+    let data = if request.resumable && !grace.is_zero() {
+        let secret = SessionId::random().to_string();
+        session.registry.do_send(MakeResumable {
+            key: session.key(),
+            id: session.registered().id.clone(),
+            secret: secret.clone(),
+            user: session.user.clone(),
+        });
+        session.stream.with(|s| {
+            s.keep_journal(
+                config.session.journal_max_messages,
+                config.session.journal_max_size,
+            )
+        });
+        let data = resumable_data(version, &secret, grace.as_secs(), false);
+        session.secret = Some(secret);
+        session.park_on_stop = true;
+        data
+    } else {
+        accepted_data(version)
+    };
+    let result = connect_result(session, data);
+    if channels.is_empty() {
+        session.reply(Reply {
+            id,
+            connect: Some(result),
+            ..Reply::default()
+        })?;
+    } else {
+        let subscribe = Subscribe {
+            key: session.key(),
+            client: session.info(),
+            format: session.format,
+            outbox: session.outbox.clone(),
+            notify: Session::recipients(ctx),
+            channels,
+            answer: Answer::Connect(id, Box::new(result)),
+        };
+        let names: Vec<String> = subscribe
+            .channels
+            .iter()
+            .map(|c| c.channel.clone())
+            .collect();
+        match session.router.try_send(subscribe) {
+            Ok(()) => session.subscriptions.extend(names),
+            Err(SendError::Full(_)) => {
+                return session.reply_error(id, ErrorReply::TOO_MANY_REQUESTS)
+            }
+            Err(SendError::Closed(_)) => return Err(Disconnect::SERVER_ERROR),
+        }
+    }
+    connected(session, ctx);
+    Ok(())
+}
+
+fn connect_result(session: &Session, data: bytes::Bytes) -> ConnectResult {
+    let ping = session.config.client.ping_interval.as_secs() as u32;
+    ConnectResult {
+        client: session.registered().id.to_string(),
+        version: SERVER_VERSION.to_owned(),
+        data,
+        ping,
+        pong: ping > 0,
+        ..ConnectResult::default()
+    }
+}
+
+fn connected(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
     session.state = State::Connected;
     if let Some(timer) = session.stale_timer.take() {
         ctx.cancel_future(timer);
     }
-    let ping = session.config.client.ping_interval.as_secs() as u32;
-    session.reply(Reply {
-        id,
-        connect: Some(ConnectResult {
-            client: session.registered().id.to_string(),
-            version: SERVER_VERSION.to_owned(),
-            data: accepted_data(version),
-            ping,
-            pong: ping > 0,
-            ..ConnectResult::default()
-        }),
-        ..Reply::default()
-    })?;
     session.start_heartbeat(ctx);
+}
+
+/// Asks the Registry for the session; commands behind this connect wait for the answer.
+fn start_resume(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    id: u32,
+    resume: ResumeRequest,
+) -> Result<(), Disconnect> {
+    if session.config.session.resume_grace.is_zero() {
+        return session.reply_error(id, ErrorReply::SESSION_NOT_FOUND);
+    }
+    session.state = State::Resuming;
+    let last_received = resume.last_received;
+    let ask = ResumeSession {
+        key: session.key(),
+        session: resume.session,
+        secret: resume.key,
+        last_received,
+        user: session.user.clone(),
+        format: session.format,
+        close: ctx.address().recipient(),
+    };
+    let resuming = session
+        .registry
+        .send(ask)
+        .into_actor(session)
+        .map(move |answer, act, ctx| match answer {
+            Ok(Ok(parked)) if act.state == State::Closing => {
+                // The connection closed meanwhile: the session goes back to wait.
+                act.adopt(parked);
+                act.park_on_stop = true;
+            }
+            Ok(Ok(parked)) => resumed(act, ctx, id, parked, last_received),
+            Ok(Err(error)) => {
+                if act.state == State::Resuming {
+                    act.state = State::Fresh;
+                }
+                if let Err(disconnect) = act.reply_error(id, error) {
+                    return act.close(ctx, disconnect, false);
+                }
+                act.run_deferred(ctx);
+            }
+            Err(_) => act.close(ctx, Disconnect::SERVER_ERROR, false),
+        });
+    ctx.wait(resuming);
     Ok(())
+}
+
+/// Carries on with a resumed session: the connect result and the replay of what the client
+/// missed are written first, then the queue takes over.
+fn resumed(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    id: u32,
+    parked: ParkedSession,
+    last_received: u64,
+) {
+    session.adopt(parked);
+    session.park_on_stop = true;
+    let secret = session.secret.clone().unwrap_or_default();
+    let grace = session.config.session.resume_grace.as_secs();
+    let data = resumable_data(session.protocol_version, &secret, grace, true);
+    let reply = Reply {
+        id,
+        connect: Some(connect_result(session, data)),
+        ..Reply::default()
+    };
+    session.write_direct(ctx, encode_reply(session.format, &reply));
+    // The Registry checked that the replay is whole before handing the session over.
+    if let Some(Ok(Some(replay))) = session.stream.with(|s| s.replay(last_received)) {
+        session.write_direct(ctx, replay);
+    }
+    session.router.do_send(Reattach {
+        key: session.key(),
+        notify: Session::recipients(ctx),
+    });
+    // The context polls the session's queue from now on.
+    ctx.spawn(fut::ready(()));
+    connected(session, ctx);
+    session.run_deferred(ctx);
 }

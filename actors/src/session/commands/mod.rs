@@ -4,22 +4,33 @@
 //! number order. An empty command (no id, no field) is the client's pong.
 
 mod connect;
+mod history;
+mod presence;
 mod publish;
 mod rpc;
 mod send;
 mod subscribe;
 mod unsubscribe;
 
+use std::time::Duration;
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
 use rpc_crypto_proto::protocol::{
-    Command, ConnectRequest, PingResult, PublishRequest, Reply, RpcRequest, SendRequest,
-    SubscribeRequest, UnsubscribeRequest,
+    Command, ConnectRequest, HistoryRequest, PingResult, PresenceRequest, PresenceStatsRequest,
+    PublishRequest, Reply, RpcRequest, SendRequest, SubscribeRequest, UnsubscribeRequest,
 };
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
 pub(super) use send::report as report_send_error;
 
+use super::methods::MAX_CALLS_IN_FLIGHT;
 use super::{Session, State};
+use crate::router::Router;
+
+/// How long a command waits for the Router's answer before error 100.
+const ROUTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a client asked for.
 pub(super) enum ClientCommand {
@@ -27,6 +38,9 @@ pub(super) enum ClientCommand {
     Subscribe(SubscribeRequest),
     Unsubscribe(UnsubscribeRequest),
     Publish(PublishRequest),
+    Presence(PresenceRequest),
+    PresenceStats(PresenceStatsRequest),
+    History(HistoryRequest),
     Rpc(RpcRequest),
     Send(SendRequest),
     Ping,
@@ -63,12 +77,12 @@ impl ClientCommand {
             ClientCommand::Unsubscribe(req)
         } else if let Some(req) = publish {
             ClientCommand::Publish(req)
-        } else if presence.is_some() {
-            ClientCommand::NotAvailable("presence")
-        } else if presence_stats.is_some() {
-            ClientCommand::NotAvailable("presence_stats")
-        } else if history.is_some() {
-            ClientCommand::NotAvailable("history")
+        } else if let Some(req) = presence {
+            ClientCommand::Presence(req)
+        } else if let Some(req) = presence_stats {
+            ClientCommand::PresenceStats(req)
+        } else if let Some(req) = history {
+            ClientCommand::History(req)
         } else if ping.is_some() {
             ClientCommand::Ping
         } else if let Some(req) = send {
@@ -106,6 +120,9 @@ pub(super) fn dispatch(
         ClientCommand::Subscribe(req) => subscribe::handle(session, ctx, id, req),
         ClientCommand::Unsubscribe(req) => unsubscribe::handle(session, id, req),
         ClientCommand::Publish(req) => publish::handle(session, id, req),
+        ClientCommand::Presence(req) => presence::handle(session, ctx, id, req),
+        ClientCommand::PresenceStats(req) => presence::handle_stats(session, ctx, id, req),
+        ClientCommand::History(req) => history::handle(session, ctx, id, req),
         ClientCommand::Rpc(req) => rpc::handle(session, ctx, id, req),
         ClientCommand::Send(req) => send::handle(session, ctx, req),
         ClientCommand::Ping => session.reply(Reply {
@@ -126,4 +143,52 @@ pub(super) fn dispatch(
         ),
         ClientCommand::Unknown => session.reply_error(id, ErrorReply::METHOD_NOT_FOUND),
     }
+}
+
+/// Whether a command is a connect that resumes a session.
+pub(super) fn resumes(command: &Command) -> bool {
+    command.connect.as_ref().is_some_and(|c| {
+        rpc_crypto_proto::handshake::session_request(&c.data).is_ok_and(|r| r.resume.is_some())
+    })
+}
+
+/// Sends `ask` to the Router and replies with what `answer` makes of its result, once it comes.
+/// Bounded by `MAX_CALLS_IN_FLIGHT` per session (more: 111).
+fn ask_router<M>(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    id: u32,
+    ask: M,
+    answer: impl FnOnce(M::Result) -> Result<Reply, ErrorReply> + 'static,
+) -> Result<(), Disconnect>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    Router: Handler<M>,
+    <Router as Actor>::Context: ToEnvelope<Router, M>,
+{
+    if session.calls_in_flight >= MAX_CALLS_IN_FLIGHT {
+        return session.reply_error(id, ErrorReply::TOO_MANY_REQUESTS);
+    }
+    session.calls_in_flight += 1;
+    let call = tokio::time::timeout(ROUTER_TIMEOUT, session.router.send(ask));
+    ctx.spawn(call.into_actor(session).map(move |result, act, ctx| {
+        act.calls_in_flight -= 1;
+        if act.state == State::Closing {
+            return;
+        }
+        let reply = match result {
+            Ok(Ok(result)) => answer(result),
+            _ => Err(ErrorReply::INTERNAL),
+        };
+        let outcome = match reply {
+            Ok(reply) => act.reply(reply),
+            Err(error) => act.reply_error(id, error),
+        };
+        if let Err(disconnect) = outcome {
+            let flush = disconnect != Disconnect::SLOW;
+            act.close(ctx, disconnect, flush);
+        }
+    }));
+    Ok(())
 }

@@ -1,14 +1,29 @@
 //! `subscribe`: checks the channel's rules, then hands the subscription to the Router, which
-//! queues the result before the channel's first publication.
+//! answers it (recovering missed publications from history when asked) before the channel's
+//! next publication.
 
 use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
-use rpc_crypto_proto::codec::encode_reply;
-use rpc_crypto_proto::protocol::{Reply, SubscribeRequest, SubscribeResult};
+use rpc_crypto_proto::protocol::SubscribeRequest;
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
-use crate::router::Subscribe;
+use crate::router::{Answer, ChannelRequest, Subscribe};
 use crate::session::Session;
+
+/// Subscribe flag 2: answer error 112 rather than `recovered: false`.
+const FLAG_STRICT_RECOVERY: i64 = 2;
+
+/// What the Router needs of a subscribe request.
+pub(super) fn channel_request(req: SubscribeRequest) -> ChannelRequest {
+    ChannelRequest {
+        recover: req.recover.then_some((req.offset, req.epoch)),
+        recoverable: req.recoverable,
+        positioned: req.positioned,
+        join_leave: req.join_leave,
+        strict: req.flag & FLAG_STRICT_RECOVERY != 0,
+        channel: req.channel,
+    }
+}
 
 pub(super) fn handle(
     session: &mut Session,
@@ -30,27 +45,19 @@ pub(super) fn handle(
     if session.subscriptions.len() >= config.client.channel_limit {
         return session.reply_error(id, ErrorReply::LIMIT_EXCEEDED);
     }
-    // Channels without history are not recoverable: a `recover` flag is answered with
-    // `recoverable: false`, which tells the SDK not to try again.
-    let reply = encode_reply(
-        session.format,
-        &Reply {
-            id,
-            subscribe: Some(SubscribeResult::default()),
-            ..Reply::default()
-        },
-    );
+    let channel = req.channel.clone();
     let subscribe = Subscribe {
-        key: session.registered().key,
-        channel: req.channel.clone(),
+        key: session.key(),
+        client: session.info(),
         format: session.format,
         outbox: session.outbox.clone(),
-        close: ctx.address().recipient(),
-        reply,
+        notify: Session::recipients(ctx),
+        channels: vec![channel_request(req)],
+        answer: Answer::Subscribe(id),
     };
     match session.router.try_send(subscribe) {
         Ok(()) => {
-            session.subscriptions.insert(req.channel);
+            session.subscriptions.insert(channel);
             Ok(())
         }
         Err(SendError::Full(_)) => session.reply_error(id, ErrorReply::TOO_MANY_REQUESTS),
