@@ -242,6 +242,11 @@ impl Client {
         }
     }
 
+    /// Items already received but not yet taken.
+    pub fn take_buffered(&mut self) -> Vec<Reply> {
+        self.items.drain(..).collect()
+    }
+
     /// The next item within `wait`; `None` on time-out or close.
     pub async fn try_next_item(&mut self, wait: Duration) -> Option<Reply> {
         tokio::time::timeout(wait, self.next_item_or_close())

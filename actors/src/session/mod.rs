@@ -527,6 +527,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
                 ctx.close(reason);
                 ctx.stop();
             }
+            // actix-web-actors reports a text frame that is not UTF-8 as an I/O error too; only
+            // its message tells it from a lost connection.
+            Err(ws::ProtocolError::Io(error)) if error.to_string().contains("utf-8") => {
+                let d = Disconnect::BAD_REQUEST.with_reason("text frame is not UTF-8");
+                self.close(ctx, d, true);
+            }
+            Err(ws::ProtocolError::Io(error)) => {
+                // The connection is gone (EOF or a reset): nothing more can be written, and a
+                // resumable session waits for its client.
+                log::debug!("connection lost: {error}");
+                self.state = State::Closing;
+                ctx.stop();
+            }
             Err(ws::ProtocolError::Overflow) => {
                 let d = Disconnect::BAD_REQUEST.with_reason("message too large");
                 self.close(ctx, d, true);
