@@ -240,9 +240,16 @@ impl Registry {
 
     /// Puts a session in a new slot; returns the old one.
     fn set_slot(&mut self, key: SessionKey, slot: Slot) -> Option<Slot> {
-        self.account(&slot, true);
         let entry = self.sessions.get_mut(&key)?;
         let old = std::mem::replace(&mut entry.slot, slot);
+        let new = std::mem::replace(
+            &mut entry.slot,
+            Slot::HandingOver {
+                waiter: Waiter::none(),
+            },
+        );
+        self.account(&new, true);
+        self.sessions.get_mut(&key).expect("looked up above").slot = new;
         self.account(&old, false);
         Some(old)
     }
@@ -252,6 +259,14 @@ impl Registry {
         let Some(entry) = self.sessions.remove(&key) else {
             return;
         };
+        log::debug!(
+            "session {key} removed ({})",
+            match entry.slot {
+                Slot::Live { .. } => "live",
+                Slot::Parked { .. } => "parked",
+                Slot::HandingOver { .. } => "handing over",
+            }
+        );
         self.account(&entry.slot, false);
         if let Some(ticket) = &entry.ticket {
             self.by_id.remove(ticket.id.as_str());
@@ -337,7 +352,13 @@ impl Registry {
         let peer = match self.sessions.get(&waiter.key).map(|e| &e.slot) {
             Some(Slot::Live { peer, .. }) => *peer,
             // The resuming connection is gone already: the session waits again.
-            _ => return self.park(ctx, key, state),
+            _ => {
+                log::debug!(
+                    "session {key}: the resuming connection {} is gone",
+                    waiter.key
+                );
+                return self.park(ctx, key, state);
+            }
         };
         if waiter.format != Some(state.format()) {
             let error = ErrorReply::BAD_REQUEST

@@ -99,11 +99,6 @@ impl ParkedSession {
     pub fn format(&self) -> Format {
         self.format
     }
-
-    /// Bytes it holds: its queue and its replay journal.
-    pub fn held_bytes(&self) -> usize {
-        self.outbox.queued_bytes() + self.stream.journal_bytes()
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,29 +66,14 @@ pub(super) fn handle(
 
     session.protocol_version = version;
     let grace = config.session.resume_grace;
-    let data = if request.resumable && !grace.is_zero() {
-        let secret = SessionId::random().to_string();
-        session.registry.do_send(MakeResumable {
-            key: session.key(),
-            id: session.registered().id.clone(),
-            secret: secret.clone(),
-            user: session.user.clone(),
-        });
-        session.stream.with(|s| {
-            s.keep_journal(
-                config.session.journal_max_messages,
-                config.session.journal_max_size,
-            )
-        });
-        let data = resumable_data(version, &secret, grace.as_secs(), false);
-        session.secret = Some(secret);
-        session.park_on_stop = true;
-        data
-    } else {
-        accepted_data(version)
+    let secret = (request.resumable && !grace.is_zero()).then(|| SessionId::random().to_string());
+    let data = match &secret {
+        Some(secret) => resumable_data(version, secret, grace.as_secs(), false),
+        None => accepted_data(version),
     };
     let result = connect_result(session, data);
     if channels.is_empty() {
+        make_resumable(session, secret);
         session.reply(Reply {
             id,
             connect: Some(result),
@@ -110,7 +95,11 @@ pub(super) fn handle(
             .map(|c| c.channel.clone())
             .collect();
         match session.router.try_send(subscribe) {
-            Ok(()) => session.subscriptions.extend(names),
+            // The Router queues the reply later; the journal is on before anything is written.
+            Ok(()) => {
+                session.subscriptions.extend(names);
+                make_resumable(session, secret);
+            }
             Err(SendError::Full(_)) => {
                 return session.reply_error(id, ErrorReply::TOO_MANY_REQUESTS)
             }
@@ -119,6 +108,25 @@ pub(super) fn handle(
     }
     connected(session, ctx);
     Ok(())
+}
+
+/// Makes the session resumable with `secret` (if any): the Registry learns who may resume it, and
+/// the queue keeps what it writes for a replay.
+fn make_resumable(session: &mut Session, secret: Option<String>) {
+    let Some(secret) = secret else { return };
+    let settings = &session.config.session;
+    let (max_messages, max_size) = (settings.journal_max_messages, settings.journal_max_size);
+    session.registry.do_send(MakeResumable {
+        key: session.key(),
+        id: session.registered().id.clone(),
+        secret: secret.clone(),
+        user: session.user.clone(),
+    });
+    session
+        .stream
+        .with(|s| s.keep_journal(max_messages, max_size));
+    session.secret = Some(secret);
+    session.park_on_stop = true;
 }
 
 fn connect_result(session: &Session, data: bytes::Bytes) -> ConnectResult {
