@@ -98,7 +98,7 @@ impl ChaosClient {
             assert_eq!(
                 error_code(&reply),
                 0,
-                "client {}: resume failed: {reply:?}",
+                "client {}: resume of {id} failed: {reply:?}",
                 self.who
             );
             // The count goes on from the old connection's; the answer to the resuming connect
@@ -190,7 +190,14 @@ impl ChaosClient {
                     match client.next_item_or_close().await {
                         Ok(item) => self.take(&mut client, item, true).await,
                         Err(closed) => {
-                            assert_eq!(closed.code, 3012, "client {}", self.who);
+                            // 3012; or, rarely, the connection reset before the close frame
+                            // was read (1006): the session must come back either way.
+                            assert!(
+                                [3012, 1006].contains(&closed.code),
+                                "client {}: closed with {}",
+                                self.who,
+                                closed.code
+                            );
                             break;
                         }
                     }

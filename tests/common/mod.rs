@@ -140,7 +140,8 @@ pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub format: Format,
     items: VecDeque<Reply>,
-    /// Items (replies and pushes) received so far.
+    /// Items (replies and pushes) received so far, pings (empty replies) not counted: the id of
+    /// the last session message received.
     pub received: u64,
     /// Commands sent so far.
     pub sent: u64,
@@ -338,18 +339,17 @@ impl Client {
         match self.format {
             Format::Json => {
                 for line in frame.split(|&b| b == b'\n') {
-                    self.items
-                        .push_back(serde_json::from_slice(line).expect("JSON reply"));
-                    self.received += 1;
+                    let item: Reply = serde_json::from_slice(line).expect("JSON reply");
+                    self.received += u64::from(item != Reply::default());
+                    self.items.push_back(item);
                 }
             }
             Format::Protobuf => {
                 let mut buf = &frame[..];
                 while !buf.is_empty() {
-                    self.items.push_back(
-                        Reply::decode_length_delimited(&mut buf).expect("Protobuf reply"),
-                    );
-                    self.received += 1;
+                    let item = Reply::decode_length_delimited(&mut buf).expect("Protobuf reply");
+                    self.received += u64::from(item != Reply::default());
+                    self.items.push_back(item);
                 }
             }
         }

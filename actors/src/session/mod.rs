@@ -228,8 +228,8 @@ impl Session {
         self.stream.with(|s| s.sent()).unwrap_or(0)
     }
 
-    /// Writes a frame straight to the socket, outside the queue and its numbering: the answer to
-    /// a resuming connect, and the replay that follows it.
+    /// Writes a frame straight to the socket, outside the queue and its numbering: pings, the
+    /// answer to a resuming connect, and the replay that follows it.
     fn write_direct(&self, ctx: &mut ws::WebsocketContext<Self>, frame: Bytes) {
         write_frame(self.format, ctx, frame);
     }
@@ -336,8 +336,8 @@ impl Session {
     }
 
     fn run_command(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command) {
-        // A connect that resumes a session is not one of the session's messages.
-        if !commands::resumes(&command) {
+        // A connect that resumes a session, and a pong, are not session messages.
+        if command != Command::default() && !commands::resumes(&command) {
             self.received += 1;
         }
         if let Err(disconnect) = commands::dispatch(self, ctx, command) {
@@ -370,9 +370,9 @@ impl Session {
         if self.state != State::Connected {
             return;
         }
-        if let Err(disconnect) = self.push_item(ping_item(self.format)) {
-            return self.close(ctx, disconnect, false);
-        }
+        // Heartbeats are not session messages: written straight to this connection, never
+        // numbered, journaled or replayed (a replayed ping would draw a pong nobody asked for).
+        self.write_direct(ctx, ping_item(self.format));
         self.awaiting_pong = true;
         ctx.run_later(self.config.client.pong_timeout, |act, ctx| {
             if act.awaiting_pong {
