@@ -250,7 +250,11 @@ async fn connect_subs_subscribe_with_recovery_in_one_round_trip() {
         let mut refused = subs.clone();
         refused.insert("nope:x".into(), SubscribeRequest::default());
         let reply = client.call(with_subs(refused)).await;
-        assert_eq!(error_code(&reply), 102, "{reply:?}");
+        let error = reply.error.expect("an error reply");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (102, "unknown channel: \"nope:x\"")
+        );
 
         let reply = client
             .call(Command {

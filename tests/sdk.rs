@@ -9,31 +9,37 @@ use std::process::Command;
 
 use common::Server;
 
-#[test]
-fn the_official_js_sdk_connects_subscribes_publishes_and_calls_rpc() {
+/// Runs a node test file against `server`; returns its output, or fails with everything known.
+fn run_node_test(server: &Server, file: &str) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     assert!(
         dir.join("node_modules/centrifuge").is_dir(),
         "the SDK is not installed: run `npm ci --prefix tests/node` (scripts/test does)"
     );
-    let server = Server::start(&[]);
     let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "sdk.test.js"])
+        .args(["--test", "--test-reporter=spec", file])
         .current_dir(&dir)
         .env("RPC_CRYPTO_URL", &server.url)
         .output()
         .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the SDK test failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
+        "{file} failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
         server.log()
     );
+    server.assert_no_panic();
+    stdout
+}
+
+#[test]
+fn the_official_js_sdk_connects_subscribes_publishes_and_calls_rpc() {
+    let server = Server::start(&[]);
+    let stdout = run_node_test(&server, "sdk.test.js");
     // Both formats ran.
     assert!(stdout.contains("official SDK over json"), "{stdout}");
     assert!(stdout.contains("official SDK over protobuf"), "{stdout}");
-    server.assert_no_panic();
 }
 
 /// A `recover` namespace with history and forced recovery, for tests/node/recovery.test.js.
@@ -41,27 +47,8 @@ const RECOVERY_NAMESPACES: &str = "[{name = \"recover\", allow_subscribe_for_cli
 
 #[test]
 fn the_official_js_sdk_recovers_missed_publications_after_a_reconnect() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    assert!(
-        dir.join("node_modules/centrifuge").is_dir(),
-        "the SDK is not installed: run `npm ci --prefix tests/node` (scripts/test does)"
-    );
     let server = Server::start(&[("RPC_CRYPTO_NAMESPACES", RECOVERY_NAMESPACES)]);
-    let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "recovery.test.js"])
-        .current_dir(&dir)
-        .env("RPC_CRYPTO_URL", &server.url)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the SDK recovery test failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
-        server.log()
-    );
-    // Both formats ran.
+    let stdout = run_node_test(&server, "recovery.test.js");
     assert!(stdout.contains("SDK recovery over json"), "{stdout}");
     assert!(stdout.contains("SDK recovery over protobuf"), "{stdout}");
-    server.assert_no_panic();
 }

@@ -240,16 +240,12 @@ impl Registry {
 
     /// Puts a session in a new slot; returns the old one.
     fn set_slot(&mut self, key: SessionKey, slot: Slot) -> Option<Slot> {
-        let entry = self.sessions.get_mut(&key)?;
+        if !self.sessions.contains_key(&key) {
+            return None;
+        }
+        self.account(&slot, true);
+        let entry = self.sessions.get_mut(&key).expect("checked above");
         let old = std::mem::replace(&mut entry.slot, slot);
-        let new = std::mem::replace(
-            &mut entry.slot,
-            Slot::HandingOver {
-                waiter: Waiter::none(),
-            },
-        );
-        self.account(&new, true);
-        self.sessions.get_mut(&key).expect("looked up above").slot = new;
         self.account(&old, false);
         Some(old)
     }

@@ -13,31 +13,7 @@ const WebSocket = require('ws');
 const url = process.env.RPC_CRYPTO_URL;
 assert.ok(url, 'RPC_CRYPTO_URL is set');
 
-const formats = {
-  json: {
-    Centrifuge: require('centrifuge').Centrifuge,
-    encode: (value) => value,
-    decode: (data) => data,
-  },
-  // The Protobuf SDK carries data as bytes; rpc-crypto requires them to be JSON text.
-  protobuf: {
-    Centrifuge: require('centrifuge/build/protobuf').Centrifuge,
-    encode: (value) => new TextEncoder().encode(JSON.stringify(value)),
-    decode: (data) => JSON.parse(new TextDecoder().decode(data)),
-  },
-};
-
-function once(emitter, event) {
-  return new Promise((resolve) => emitter.once(event, resolve));
-}
-
-function withTimeout(promise, what, ms = 5000) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+const { formats, once, withTimeout } = require('./helpers');
 
 // Resolves once `condition()` holds, checking every 10 ms; rejects after `ms`.
 function waitFor(condition, what, ms = 5000) {

@@ -14,9 +14,9 @@ use rpc_crypto_proto::handshake::{
 use rpc_crypto_proto::protocol::{ConnectRequest, ConnectResult, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
-use super::subscribe::channel_request;
+use super::subscribe::{channel_request, to_router};
 use crate::registry::{MakeResumable, ResumeSession, SessionId};
-use crate::router::{Answer, Reattach, Subscribe};
+use crate::router::{Answer, Reattach};
 use crate::session::{ParkedSession, Session, State, SERVER_VERSION};
 
 pub(super) fn handle(
@@ -53,10 +53,11 @@ pub(super) fn handle(
     for (channel, mut sub) in req.subs {
         let policy = match config.rules.policy(&channel) {
             Ok(policy) => policy,
-            Err(error) => return session.reply_error(id, error.with_message(channel)),
+            Err(error) => return session.reply_error(id, naming(error, &channel)),
         };
         if !policy.may_subscribe(&session.user) {
-            return session.reply_error(id, ErrorReply::PERMISSION_DENIED.with_message(channel));
+            let error = naming(ErrorReply::PERMISSION_DENIED, &channel);
+            return session.reply_error(id, error);
         }
         sub.channel = channel;
         // Connect subs answer `recovered: false`, never 112: there is one reply for all.
@@ -80,15 +81,8 @@ pub(super) fn handle(
             ..Reply::default()
         })?;
     } else {
-        let subscribe = Subscribe {
-            key: session.key(),
-            client: session.info(),
-            format: session.format,
-            outbox: session.outbox.clone(),
-            notify: Session::recipients(ctx),
-            channels,
-            answer: Answer::Connect(id, Box::new(result)),
-        };
+        let answer = Answer::Connect(id, Box::new(result));
+        let subscribe = to_router(session, ctx, channels, answer);
         let names: Vec<String> = subscribe
             .channels
             .iter()
@@ -108,6 +102,12 @@ pub(super) fn handle(
     }
     connected(session, ctx);
     Ok(())
+}
+
+/// An error about one channel of `subs`, with the channel named after its message.
+fn naming(error: ErrorReply, channel: &str) -> ErrorReply {
+    let message = format!("{}: {channel:?}", error.message);
+    error.with_message(message)
 }
 
 /// Makes the session resumable with `secret` (if any): the Registry learns who may resume it, and

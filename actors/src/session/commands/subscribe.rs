@@ -25,6 +25,24 @@ pub(super) fn channel_request(req: SubscribeRequest) -> ChannelRequest {
     }
 }
 
+/// The Router message that subscribes this session to `channels`, answered with `answer`.
+pub(super) fn to_router(
+    session: &Session,
+    ctx: &mut WebsocketContext<Session>,
+    channels: Vec<ChannelRequest>,
+    answer: Answer,
+) -> Subscribe {
+    Subscribe {
+        key: session.key(),
+        client: session.info(),
+        format: session.format,
+        outbox: session.outbox.clone(),
+        notify: Session::recipients(ctx),
+        channels,
+        answer,
+    }
+}
+
 pub(super) fn handle(
     session: &mut Session,
     ctx: &mut WebsocketContext<Session>,
@@ -46,15 +64,12 @@ pub(super) fn handle(
         return session.reply_error(id, ErrorReply::LIMIT_EXCEEDED);
     }
     let channel = req.channel.clone();
-    let subscribe = Subscribe {
-        key: session.key(),
-        client: session.info(),
-        format: session.format,
-        outbox: session.outbox.clone(),
-        notify: Session::recipients(ctx),
-        channels: vec![channel_request(req)],
-        answer: Answer::Subscribe(id),
-    };
+    let subscribe = to_router(
+        session,
+        ctx,
+        vec![channel_request(req)],
+        Answer::Subscribe(id),
+    );
     match session.router.try_send(subscribe) {
         Ok(()) => {
             session.subscriptions.insert(channel);
