@@ -10,11 +10,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use rpc_crypto_actors::auth::TokenSettings;
 use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules, Namespace};
 use rpc_crypto_actors::settings::{
     duration, ClientSettings, HistorySettings, SessionLimits, SessionSettings,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::tls::TlsSettings;
 
 /// The prefix of the environment variables that override options.
 pub const ENV_PREFIX: &str = "RPC_CRYPTO_";
@@ -38,6 +41,21 @@ pub struct Config {
     /// The options of channels with no namespace (no `:` in their name).
     pub channel: ChannelOptions,
     pub namespaces: Vec<Namespace>,
+    /// How connection and subscription tokens are verified.
+    pub token: TokenSettings,
+    /// The server HTTP API.
+    pub api: ApiSettings,
+    /// TLS for the listener.
+    pub tls: TlsSettings,
+}
+
+/// The `[api]` table: the server HTTP API (`POST /api/<method>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// The key every request carries in `X-API-Key`; empty turns the API off (every request
+    /// gets 401).
+    pub key: String,
 }
 
 impl Default for Config {
@@ -58,15 +76,16 @@ impl Default for Config {
             name: name.to_owned(),
             options: read_only.clone(),
         });
+        // Anything beyond reading market data needs a user (a token): the sandbox is for them.
         let sandbox = Namespace {
             name: "sandbox".to_owned(),
             options: ChannelOptions {
+                allow_subscribe_for_anonymous: false,
                 allow_publish_for_subscriber: true,
-                allow_publish_for_anonymous: true,
+                allow_history_for_anonymous: false,
                 presence: true,
                 join_leave: true,
                 allow_presence_for_subscriber: true,
-                allow_presence_for_anonymous: true,
                 ..read_only.clone()
             },
         };
@@ -80,6 +99,9 @@ impl Default for Config {
             history: HistorySettings::default(),
             channel: ChannelOptions::default(),
             namespaces: market.into_iter().chain([sandbox]).collect(),
+            token: TokenSettings::default(),
+            api: ApiSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }

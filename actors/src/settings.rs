@@ -33,6 +33,17 @@ pub struct ClientSettings {
     pub channel_limit: usize,
     /// The longest channel name, in bytes (longer: error 107).
     pub channel_max_length: usize,
+    /// Clients may connect without a token, as anonymous users, and use what namespaces allow
+    /// anonymous clients. Off: connect without credentials is refused with 3500.
+    pub allow_anonymous: bool,
+    /// DEVELOPMENT ONLY: every client may subscribe to, publish on and read every channel,
+    /// private and user-limited ones included, and tokens are not required. Logs a warning.
+    pub insecure: bool,
+    /// Commands per second one connection may send, on average (0 = no limit). Past it each
+    /// command is answered with error 111; a client that goes on is disconnected with 3013.
+    pub command_rate: u32,
+    /// Commands one connection may send at once above the rate.
+    pub command_burst: u32,
 }
 
 impl Default for ClientSettings {
@@ -47,6 +58,10 @@ impl Default for ClientSettings {
             write_timeout: Duration::from_secs(30),
             channel_limit: 128,
             channel_max_length: 255,
+            allow_anonymous: true,
+            insecure: false,
+            command_rate: 1000,
+            command_burst: 2000,
         }
     }
 }
@@ -59,6 +74,8 @@ pub struct SessionLimits {
     pub max_sessions: usize,
     /// Sessions from one IP address; 0 means no limit.
     pub max_sessions_per_address: usize,
+    /// Sessions of one user (token `sub`) at once; 0 means no limit. More: disconnect 3504.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for SessionLimits {
@@ -66,6 +83,7 @@ impl Default for SessionLimits {
         SessionLimits {
             max_sessions: 100_000,
             max_sessions_per_address: 1_000,
+            max_sessions_per_user: 100,
         }
     }
 }
