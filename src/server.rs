@@ -14,7 +14,7 @@ use bytes::Bytes;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
 use rpc_crypto_actors::router::{Publish, Router};
-use rpc_crypto_actors::session::{Session, SessionConfig};
+use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
 use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::Format;
 
@@ -196,7 +196,10 @@ async fn websocket(
         state.registry.clone(),
         state.router.clone(),
         format,
-        req.peer_addr().map(|a| a.ip()),
+        Peer {
+            address: req.peer_addr().map(|a| a.ip()),
+            certificate_user: None,
+        },
         reject,
     );
     ws::WsResponseBuilder::new(session, &req, payload)

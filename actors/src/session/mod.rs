@@ -101,6 +101,14 @@ impl ParkedSession {
     }
 }
 
+/// What the HTTP layer knows of a connection before its first frame.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub address: Option<IpAddr>,
+    /// The user named by the client's verified certificate (mutual TLS), if it presented one.
+    pub certificate_user: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Open, waiting for connect.
@@ -124,7 +132,7 @@ pub struct Session {
     registry: Addr<Registry>,
     router: Addr<Router>,
     format: Format,
-    peer: Option<IpAddr>,
+    peer: Peer,
     /// Set when the connection must be refused as soon as it opens.
     reject: Option<Disconnect>,
 
@@ -163,7 +171,7 @@ impl Session {
         registry: Addr<Registry>,
         router: Addr<Router>,
         format: Format,
-        peer: Option<IpAddr>,
+        peer: Peer,
         reject: Option<Disconnect>,
     ) -> Self {
         let (outbox, outbox_stream) = outbox(
@@ -464,7 +472,7 @@ impl Actor for Session {
         }
         // Limits are checked before any command is read (seed 001).
         let register = Register {
-            peer: self.peer,
+            peer: self.peer.address,
             close: ctx.address().recipient(),
         };
         let registering = self
