@@ -179,6 +179,7 @@ impl Config {
                 .check()
                 .map_err(|e| ConfigError::Invalid(format!("namespace `{}`: {e}", ns.name)))?;
         }
+        self.token.check().map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for ns in &self.namespaces {
             if ns.name.is_empty() || ns.name.contains([':', '$', '#']) || !names.insert(&ns.name) {
@@ -191,6 +192,58 @@ impl Config {
         Ok(())
     }
 
+    /// What clients may do without a token, and how they get more: the start-up log line.
+    pub fn access_summary(&self) -> String {
+        let all = || {
+            std::iter::once(("(no namespace)", &self.channel)).chain(
+                self.namespaces
+                    .iter()
+                    .map(|n| (n.name.as_str(), &n.options)),
+            )
+        };
+        let names = |pick: fn(&ChannelOptions) -> bool| {
+            let names: Vec<&str> = all().filter(|(_, o)| pick(o)).map(|(n, _)| n).collect();
+            if names.is_empty() {
+                "nowhere".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        let anonymous = if self.client.allow_anonymous {
+            format!(
+                "anonymous clients may read {} and publish {}",
+                names(|o| o.allow_subscribe_for_client && o.allow_subscribe_for_anonymous),
+                names(
+                    |o| (o.allow_publish_for_client || o.allow_publish_for_subscriber)
+                        && o.allow_publish_for_anonymous
+                ),
+            )
+        } else {
+            "anonymous clients may not connect".to_owned()
+        };
+        let t = &self.token;
+        let keys: Vec<&str> = [
+            (!t.hmac_secret.is_empty(), "HS256"),
+            (!t.rsa_public_key.is_empty(), "RS256"),
+            (!t.ecdsa_public_key.is_empty(), "ES256"),
+            (!t.jwks_file.is_empty(), "JWKS"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let tokens = if keys.is_empty() {
+            "no token key is configured, so every token is refused".to_owned()
+        } else {
+            format!("anything more needs a token ({})", keys.join(", "))
+        };
+        let api = if self.api.key.is_empty() {
+            "server API off"
+        } else {
+            "server API on"
+        };
+        format!("{anonymous}; {tokens}; {api}")
+    }
+
     /// The channel rules the sessions enforce.
     pub fn channel_rules(&self) -> ChannelRules {
         ChannelRules::new(
@@ -198,6 +251,7 @@ impl Config {
             &self.namespaces,
             self.client.channel_max_length,
         )
+        .insecure(self.client.insecure)
     }
 }
 
@@ -289,6 +343,15 @@ mod tests {
             env(&[("RPC_CRYPTO_NAMESPACES", "[{name = \"a:b\"}]")])
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_default_lets_anonymous_clients_read_market_channels_only() {
+        assert_eq!(
+            Config::default().access_summary(),
+            "anonymous clients may read ticker, trades, book, ohlcv, rates and publish nowhere; \
+             no token key is configured, so every token is refused; server API off"
+        );
     }
 
     #[test]

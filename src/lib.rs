@@ -10,6 +10,7 @@
 //!
 //! Dependencies point one way: this crate → actors → proto.
 
+pub mod api;
 pub mod config;
 pub mod server;
 pub mod tls;

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
 use bytes::Bytes;
+use rpc_crypto_actors::auth::TokenVerifier;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
 use rpc_crypto_actors::router::{Publish, Router};
@@ -18,6 +19,7 @@ use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
 use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::Format;
 
+use crate::api::{self, ApiState};
 use crate::config::Config;
 
 /// The path every Centrifuge SDK connects to.
@@ -32,6 +34,8 @@ struct AppState {
 /// A started server.
 pub struct RunningServer {
     pub addrs: Vec<SocketAddr>,
+    /// Whether the listener speaks TLS (`wss://`).
+    pub tls: bool,
     server: actix_web::dev::Server,
     registry: Addr<Registry>,
     router: Addr<Router>,
@@ -40,6 +44,9 @@ pub struct RunningServer {
 
 /// Binds and starts the server inside the current actix system.
 pub fn start(config: &Config) -> std::io::Result<RunningServer> {
+    let tokens = TokenVerifier::from_settings(&config.token)
+        .map(Arc::new)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     let rules = Arc::new(config.channel_rules());
     let router = Router::new(rules.clone(), config.history.max_size).start();
     let registry = Registry::new(
@@ -48,35 +55,57 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         router.clone().recipient(),
     )
     .start();
+    let api = web::Data::new(ApiState {
+        key: config.api.key.clone(),
+        registry: registry.clone(),
+        router: router.clone(),
+        rules: rules.clone(),
+        started: std::time::Instant::now(),
+    });
     let state = web::Data::new(AppState {
         sessions: Arc::new(SessionConfig {
             client: config.client.clone(),
             session: config.session.clone(),
             rules,
+            tokens,
         }),
         registry: registry.clone(),
         router: router.clone(),
     });
     let write_timeout = config.client.write_timeout;
-    let mut http = HttpServer::new(move || {
+    let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(api.clone())
+            .configure(api::routes)
             .route(WEBSOCKET_PATH, web::get().to(websocket))
             .route(
                 "/health",
                 web::get().to(|| async { HttpResponse::Ok().json("ok") }),
             )
     })
-    .on_connect(move |connection, _| tune_socket(connection, write_timeout))
+    .on_connect(move |connection, extensions| {
+        tune_socket(connection, write_timeout);
+        if let Some(user) = crate::tls::certificate_user(connection) {
+            extensions.insert(user);
+        }
+    })
     .disable_signals()
-    .shutdown_timeout(1)
-    .bind(config.listen)?;
+    .shutdown_timeout(1);
+    let tls_config = crate::tls::server_config(&config.tls)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    let tls = tls_config.is_some();
+    let mut http = match tls_config {
+        Some(tls_config) => http.bind_rustls_0_23(config.listen, tls_config)?,
+        None => http.bind(config.listen)?,
+    };
     if config.workers > 0 {
         http = http.workers(config.workers);
     }
     let addrs = http.addrs();
     Ok(RunningServer {
         addrs,
+        tls,
         server: http.run(),
         registry,
         router,
@@ -112,7 +141,7 @@ impl RunningServer {
 ///   (it runs only as its socket drains), so only the kernel can end such a connection; this
 ///   frees its session slot, its queue and its socket buffers.
 fn tune_socket(connection: &dyn std::any::Any, write_timeout: std::time::Duration) {
-    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+    if let Some(tcp) = crate::tls::tcp_stream(connection) {
         if let Err(error) = tcp.set_nodelay(true) {
             log::warn!("cannot set TCP_NODELAY: {error}");
         }
@@ -198,7 +227,9 @@ async fn websocket(
         format,
         Peer {
             address: req.peer_addr().map(|a| a.ip()),
-            certificate_user: None,
+            certificate_user: req
+                .conn_data::<crate::tls::CertificateUser>()
+                .map(|user| user.0.clone()),
         },
         reject,
     );

@@ -1,9 +1,13 @@
 //! Channel names and the namespaces that give channels their options.
 //!
 //! A channel name is `[$]<namespace>:<rest>` or, with no `:`, a channel of the top-level options.
-//! `$` marks a private channel (it needs a subscription token; until tokens exist, none is
-//! granted). The server's own `notifications` channel may always be subscribed to and is never
-//! published to by clients.
+//! `$` marks a private channel: only a subscription token (or a grant from the server: the
+//! connection token's `channels`, the server API) lets a client in. A `#` makes a channel
+//! user-limited: `orders:sim#alice` is only for alice, `chat:dm#alice,bob` for both. The server's
+//! own `notifications` channel may always be subscribed to and is never published to by clients.
+//!
+//! In the development-only insecure mode every client may do everything on every channel but
+//! publish on `notifications`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -136,16 +140,21 @@ pub struct ChannelRules {
     top_level: ChannelOptions,
     namespaces: HashMap<String, ChannelOptions>,
     max_length: usize,
+    insecure: bool,
 }
 
 /// A channel name that passed the rules, with what they say of it.
 #[derive(Debug, Clone, Copy)]
-pub struct ChannelPolicy<'a> {
+pub struct ChannelPolicy<'a, 'c> {
     pub options: &'a ChannelOptions,
     /// `$`-prefixed: needs a subscription token.
     pub private: bool,
     /// The server's `notifications` channel.
     pub notifications: bool,
+    /// User-limited: the users after the `#`, comma-separated.
+    pub users: Option<&'c str>,
+    /// The insecure (development) mode is on.
+    pub insecure: bool,
 }
 
 impl ChannelRules {
@@ -157,12 +166,19 @@ impl ChannelRules {
                 .map(|ns| (ns.name.clone(), ns.options.clone()))
                 .collect(),
             max_length,
+            insecure: false,
         }
+    }
+
+    /// Turns the development-only insecure mode on: every permission is granted.
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
     }
 
     /// The options of `channel`, or the error a command naming it gets: 107 for a malformed
     /// name, 102 for a namespace that is not configured.
-    pub fn policy(&self, channel: &str) -> Result<ChannelPolicy<'_>, ErrorReply> {
+    pub fn policy<'c>(&self, channel: &'c str) -> Result<ChannelPolicy<'_, 'c>, ErrorReply> {
         if channel.is_empty() {
             return Err(ErrorReply::BAD_REQUEST.with_message("channel required"));
         }
@@ -186,46 +202,78 @@ impl ChannelRules {
                 .ok_or(ErrorReply::UNKNOWN_CHANNEL)?,
             None => &self.top_level,
         };
+        let users = channel.rsplit_once('#').map(|(_, users)| users);
         Ok(ChannelPolicy {
             options,
             private,
             notifications,
+            users,
+            insecure: self.insecure,
         })
     }
 }
 
-impl ChannelPolicy<'_> {
-    /// Whether a client (anonymous when `user` is empty) may subscribe.
-    pub fn may_subscribe(&self, user: &str) -> bool {
-        if self.notifications {
+impl ChannelPolicy<'_, '_> {
+    /// Whether `user` is one of a user-limited channel's users (always, for other channels).
+    pub fn admits(&self, user: &str) -> bool {
+        match self.users {
+            None => true,
+            Some(users) => !user.is_empty() && users.split(',').any(|u| u == user),
+        }
+    }
+
+    /// Whether a client (anonymous when `user` is empty) may subscribe. `granted`: a valid
+    /// subscription token for this channel, or the server's own grant, lets it in wherever the
+    /// namespace exists.
+    pub fn may_subscribe(&self, user: &str, granted: bool) -> bool {
+        if self.notifications || self.insecure || granted {
             return true;
         }
         !self.private
+            && self.admits(user)
             && self.options.allow_subscribe_for_client
             && (!user.is_empty() || self.options.allow_subscribe_for_anonymous)
     }
 
     /// Whether a client may read the channel's history, given whether it is subscribed.
     pub fn may_read_history(&self, user: &str, subscribed: bool) -> bool {
+        if self.insecure {
+            return true;
+        }
         let o = self.options;
-        (o.allow_history_for_client || (o.allow_history_for_subscriber && subscribed))
+        // A private channel's history is for those its tokens let in.
+        let as_client = o.allow_history_for_client && !self.private;
+        (as_client || (o.allow_history_for_subscriber && subscribed))
+            && self.admits(user)
             && (!user.is_empty() || o.allow_history_for_anonymous)
     }
 
     /// Whether a client may ask who is in the channel, given whether it is subscribed.
     pub fn may_read_presence(&self, user: &str, subscribed: bool) -> bool {
+        if self.insecure {
+            return true;
+        }
         let o = self.options;
-        (o.allow_presence_for_client || (o.allow_presence_for_subscriber && subscribed))
+        let as_client = o.allow_presence_for_client && !self.private;
+        (as_client || (o.allow_presence_for_subscriber && subscribed))
+            && self.admits(user)
             && (!user.is_empty() || o.allow_presence_for_anonymous)
     }
 
     /// Whether a client may publish, given whether it is subscribed to the channel.
     pub fn may_publish(&self, user: &str, subscribed: bool) -> bool {
-        if self.notifications || self.private {
+        if self.notifications {
+            return false;
+        }
+        if self.insecure {
+            return true;
+        }
+        if self.private {
             return false;
         }
         let o = self.options;
         (o.allow_publish_for_client || (o.allow_publish_for_subscriber && subscribed))
+            && self.admits(user)
             && (!user.is_empty() || o.allow_publish_for_anonymous)
     }
 }
@@ -282,19 +330,40 @@ mod tests {
     fn permissions_follow_options() {
         let r = rules();
         let ticker = r.policy("ticker:sim:BTC/USDT").unwrap();
-        assert!(ticker.may_subscribe(""));
+        assert!(ticker.may_subscribe("", false));
         assert!(!ticker.may_publish("", true));
         let chat = r.policy("chat:x").unwrap();
         assert!(chat.may_publish("", true));
         assert!(!chat.may_publish("", false));
         let top = r.policy("plain").unwrap();
-        assert!(!top.may_subscribe("alice"));
+        assert!(!top.may_subscribe("alice", false));
         let private = r.policy("$chat:x").unwrap();
-        assert!(!private.may_subscribe("alice"));
+        assert!(!private.may_subscribe("alice", false));
+        assert!(private.may_subscribe("alice", true));
         assert!(!private.may_publish("alice", true));
         let notifications = r.policy(NOTIFICATIONS).unwrap();
-        assert!(notifications.may_subscribe(""));
+        assert!(notifications.may_subscribe("", false));
         assert!(!notifications.may_publish("alice", true));
         assert!(is_listable("chat:x") && !is_listable("$chat:x") && !is_listable("orders:sim#bob"));
+    }
+
+    #[test]
+    fn user_limited_channels_admit_only_their_users() {
+        let r = rules();
+        let dm = r.policy("chat:dm#alice,bob").unwrap();
+        assert!(dm.may_subscribe("alice", false) && dm.may_subscribe("bob", false));
+        assert!(!dm.may_subscribe("carol", false));
+        assert!(!dm.may_subscribe("", false));
+        assert!(!dm.may_subscribe("ali", false));
+        assert!(dm.may_publish("bob", true) && !dm.may_publish("carol", true));
+    }
+
+    #[test]
+    fn insecure_mode_grants_everything_but_publishing_notifications() {
+        let r = rules().insecure(true);
+        let private = r.policy("$chat:x#bob").unwrap();
+        assert!(private.may_subscribe("", false) && private.may_publish("", false));
+        assert!(private.may_read_history("", false) && private.may_read_presence("", false));
+        assert!(!r.policy(NOTIFICATIONS).unwrap().may_publish("", true));
     }
 }

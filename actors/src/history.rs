@@ -145,6 +145,15 @@ impl Stream {
     }
 
     /// Drops the oldest publication (the global budget's eviction).
+    /// Drops every publication but keeps the position (epoch and top), so subscribers keep
+    /// counting from where they are. Returns the cost and count freed.
+    pub fn clear(&mut self) -> (usize, usize) {
+        let freed = self.entries.iter().map(Entry::cost).sum();
+        let count = self.entries.len();
+        self.entries.clear();
+        (freed, count)
+    }
+
     pub fn pop_oldest(&mut self) -> Option<Entry> {
         self.entries.pop_front()
     }

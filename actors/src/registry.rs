@@ -6,10 +6,15 @@
 //! owns (its queue keeps filling meanwhile) until its client resumes it ([`ResumeSession`]) or the
 //! grace period ends. Resuming a session that is still on a connection takes it over: that
 //! connection is closed with 4505 and hands the session back first.
+//!
+//! It also knows each session's user (once its connect authenticated it), enforces the
+//! sessions-per-user limit, passes the server API's orders to a user's sessions ([`Control`]),
+//! and keeps the sessions a backend created ([`CreateSession`]) until a client claims them with
+//! their key ([`ClaimSession`]) or their lifetime ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use rand::RngCore;
@@ -67,13 +72,100 @@ impl CloseSession {
     }
 }
 
+/// An order from the server API to a live session.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum Control {
+    /// Subscribe the session to a channel (a server-side subscription: a `subscribe` push).
+    Subscribe { channel: String },
+    /// Unsubscribe it (an `unsubscribe` push with code 2000).
+    Unsubscribe { channel: String },
+    /// End it, after what is queued is written.
+    Disconnect(Disconnect),
+}
+
 /// A new connection asks for a session.
 #[derive(Message)]
 #[rtype(result = "Result<Registered, RejectReason>")]
 pub struct Register {
     pub peer: Option<IpAddr>,
     pub close: Recipient<CloseSession>,
+    pub control: Recipient<Control>,
 }
+
+/// A connect authenticated its user: the session counts against the user's limit
+/// (`max_sessions_per_user`, past it 3504) and receives the orders addressed to the user.
+#[derive(Message)]
+#[rtype(result = "Result<(), Disconnect>")]
+pub struct BindUser {
+    pub key: SessionKey,
+    pub user: String,
+}
+
+/// A backend creates a session for `owner` that lasts `lifetime` (seed 004 SessionCreate).
+#[derive(Message)]
+#[rtype(result = "Result<CreatedSession, ErrorReply>")]
+pub struct CreateSession {
+    pub owner: String,
+    pub lifetime: Duration,
+}
+
+/// What [`CreateSession`] gives the backend, to hand to its client.
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    pub id: SessionId,
+    /// The credential the client presents as its connect token: bound to this session and owner.
+    pub key: String,
+    /// When the session ends, in unix seconds.
+    pub expires_at: u64,
+}
+
+/// A connection (registered as `key`) presents the key of a session a backend created; it
+/// carries on as that session, and a connection that had it before is closed with 4505.
+#[derive(Message)]
+#[rtype(result = "Result<Claimed, Disconnect>")]
+pub struct ClaimSession {
+    pub key: SessionKey,
+    pub credential: String,
+}
+
+/// A claimed session: its id, owner and end.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: SessionId,
+    pub user: String,
+    pub expires_at: u64,
+}
+
+/// Passes `control` to the live sessions of `user` (all of them) or of `client` (that one);
+/// answers how many got it. A disconnect also ends matching parked sessions.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ControlSessions {
+    pub user: Option<String>,
+    pub client: Option<String>,
+    pub control: Control,
+}
+
+/// The Registry's counts, for the server API's `info`.
+#[derive(Message)]
+#[rtype(result = "RegistryInfo")]
+pub struct GetRegistryInfo;
+
+#[derive(Debug, Clone, Copy, serde::Serialize, MessageResponse)]
+pub struct RegistryInfo {
+    /// Sessions on a connection.
+    pub sessions: usize,
+    /// Sessions waiting for their client to resume them.
+    pub parked: usize,
+    /// Distinct users with a session.
+    pub users: usize,
+    /// Sessions created by a backend and not yet ended.
+    pub created: usize,
+}
+
+/// The prefix of the keys of backend-created sessions, which tells them from JWTs.
+pub const CREATED_SESSION_KEY_PREFIX: &str = "rcs_";
 
 /// What [`Register`] grants.
 #[derive(Debug, Clone)]
@@ -95,7 +187,6 @@ pub struct Unregister {
 #[rtype(result = "()")]
 pub struct MakeResumable {
     pub key: SessionKey,
-    pub id: SessionId,
     pub secret: String,
     pub user: String,
 }
@@ -123,6 +214,7 @@ pub struct ResumeSession {
     /// The connection's wire format: the session's queued messages are encoded in its own.
     pub format: Format,
     pub close: Recipient<CloseSession>,
+    pub control: Recipient<Control>,
 }
 
 /// Close every session with 3001 (after flushing what is queued); resolves when none is left.
@@ -139,7 +231,6 @@ pub struct CountSessions;
 struct Ticket {
     secret: String,
     user: String,
-    id: SessionId,
 }
 
 enum Slot {
@@ -147,6 +238,7 @@ enum Slot {
     Live {
         peer: Option<IpAddr>,
         close: Option<Recipient<CloseSession>>,
+        control: Option<Recipient<Control>>,
     },
     /// Waiting for its client.
     Parked {
@@ -162,14 +254,27 @@ struct Waiter {
     last_received: u64,
     format: Option<Format>,
     close: Option<Recipient<CloseSession>>,
+    control: Option<Recipient<Control>>,
     reply: oneshot::Sender<Result<ParkedSession, ErrorReply>>,
 }
 
 struct Entry {
+    id: SessionId,
+    /// Empty until a connect authenticates a user.
+    user: String,
     slot: Slot,
     ticket: Option<Ticket>,
     /// Bumped on every park, so that an expiry timer of an earlier park does nothing.
     generation: u64,
+}
+
+/// A session a backend created, until its lifetime ends.
+struct Created {
+    owner: String,
+    secret: String,
+    expires_at: u64,
+    /// The connection that has it now.
+    holder: Option<SessionKey>,
 }
 
 /// How long a resume waits for the connection it takes over to let go of the session.
@@ -181,8 +286,13 @@ pub struct Registry {
     /// Told when a parked session ends, so that it leaves its channels.
     detach: Recipient<Detach>,
     sessions: HashMap<SessionKey, Entry>,
+    /// Every session by its public id.
     by_id: HashMap<String, SessionKey>,
     per_address: HashMap<IpAddr, usize>,
+    /// The sessions of each user.
+    users: HashMap<String, HashSet<SessionKey>>,
+    /// Sessions created by a backend, by id.
+    created: HashMap<String, Created>,
     live: usize,
     parked: usize,
     next_key: SessionKey,
@@ -203,6 +313,8 @@ impl Registry {
             sessions: HashMap::new(),
             by_id: HashMap::new(),
             per_address: HashMap::new(),
+            users: HashMap::new(),
+            created: HashMap::new(),
             live: 0,
             parked: 0,
             next_key: 1,
@@ -264,8 +376,14 @@ impl Registry {
             }
         );
         self.account(&entry.slot, false);
-        if let Some(ticket) = &entry.ticket {
-            self.by_id.remove(ticket.id.as_str());
+        if self.by_id.get(entry.id.as_str()) == Some(&key) {
+            self.by_id.remove(entry.id.as_str());
+        }
+        self.unbind_user(key, &entry.user);
+        if let Some(created) = self.created.get_mut(entry.id.as_str()) {
+            if created.holder == Some(key) {
+                created.holder = None;
+            }
         }
         match entry.slot {
             Slot::Live { .. } => {}
@@ -279,6 +397,49 @@ impl Registry {
                 let _ = waiter.send(());
             }
         }
+    }
+
+    fn unbind_user(&mut self, key: SessionKey, user: &str) {
+        if user.is_empty() {
+            return;
+        }
+        if let Some(keys) = self.users.get_mut(user) {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.users.remove(user);
+            }
+        }
+    }
+
+    /// Counts `key` as one of `user`'s sessions, within the per-user limit. `replacing` is a
+    /// session of the same user that this one supersedes (it does not count).
+    fn bind_user(
+        &mut self,
+        key: SessionKey,
+        user: &str,
+        replacing: Option<SessionKey>,
+    ) -> Result<(), Disconnect> {
+        let Some(entry) = self.sessions.get(&key) else {
+            return Err(Disconnect::CONNECTION_CLOSED);
+        };
+        if entry.user == user || user.is_empty() {
+            return Ok(());
+        }
+        let limit = self.limits.max_sessions_per_user;
+        let keys = self.users.get(user);
+        let count = keys.map_or(0, |k| {
+            k.len() - usize::from(replacing.is_some_and(|r| k.contains(&r)))
+        });
+        if limit != 0 && count >= limit {
+            return Err(Disconnect::CONNECTION_LIMIT.with_reason("too many sessions of this user"));
+        }
+        let old = std::mem::replace(
+            &mut self.sessions.get_mut(&key).expect("checked above").user,
+            user.to_owned(),
+        );
+        self.unbind_user(key, &old);
+        self.users.entry(user.to_owned()).or_default().insert(key);
+        Ok(())
     }
 
     /// Keeps a session for its client, for the grace period.
@@ -380,8 +541,15 @@ impl Registry {
             Ok(()) => {
                 // The connection gives up its own registration and carries on as `key`.
                 self.remove(waiter.key);
-                let close = waiter.close;
-                self.set_slot(key, Slot::Live { peer, close });
+                let (close, control) = (waiter.close, waiter.control);
+                self.set_slot(
+                    key,
+                    Slot::Live {
+                        peer,
+                        close,
+                        control,
+                    },
+                );
             }
             Err(Ok(state)) => self.park(ctx, key, state),
             Err(Err(_)) => unreachable!("only Ok was sent"),
@@ -398,9 +566,22 @@ impl Waiter {
             last_received: 0,
             format: None,
             close: None,
+            control: None,
             reply,
         }
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut bits = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut bits);
+    bits.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Constant-time equality, so that the time a wrong secret takes says nothing of the right one.
@@ -435,20 +616,22 @@ impl Handler<Register> for Registry {
         let slot = Slot::Live {
             peer: msg.peer,
             close: Some(msg.close),
+            control: Some(msg.control),
         };
         self.account(&slot, true);
+        let id = SessionId::random();
+        self.by_id.insert(id.as_str().to_owned(), key);
         self.sessions.insert(
             key,
             Entry {
+                id: id.clone(),
+                user: String::new(),
                 slot,
                 ticket: None,
                 generation: 0,
             },
         );
-        Ok(Registered {
-            key,
-            id: SessionId::random(),
-        })
+        Ok(Registered { key, id })
     }
 }
 
@@ -467,12 +650,9 @@ impl Handler<MakeResumable> for Registry {
         let Some(entry) = self.sessions.get_mut(&msg.key) else {
             return;
         };
-        let id = msg.id;
-        self.by_id.insert(id.as_str().to_owned(), msg.key);
         entry.ticket = Some(Ticket {
             secret: msg.secret,
             user: msg.user,
-            id,
         });
     }
 }
@@ -518,6 +698,7 @@ impl Handler<ResumeSession> for Registry {
             last_received: msg.last_received,
             format: Some(msg.format),
             close: Some(msg.close),
+            control: Some(msg.control),
             reply,
         };
         let entry = self.sessions.get_mut(&key).expect("found by id");
@@ -591,6 +772,156 @@ impl Handler<Shutdown> for Registry {
     }
 }
 
+impl Handler<BindUser> for Registry {
+    type Result = Result<(), Disconnect>;
+
+    fn handle(&mut self, msg: BindUser, _: &mut Context<Self>) -> Self::Result {
+        self.bind_user(msg.key, &msg.user, None)
+    }
+}
+
+/// The longest lifetime a backend may give a session.
+const MAX_CREATED_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Handler<CreateSession> for Registry {
+    type Result = Result<CreatedSession, ErrorReply>;
+
+    fn handle(&mut self, msg: CreateSession, ctx: &mut Context<Self>) -> Self::Result {
+        if msg.owner.is_empty() {
+            return Err(ErrorReply::BAD_REQUEST.with_message("owner required"));
+        }
+        if msg.lifetime.is_zero() || msg.lifetime > MAX_CREATED_LIFETIME {
+            return Err(ErrorReply::BAD_REQUEST
+                .with_message("lifetime must be between 1 second and 30 days"));
+        }
+        if self.shutting_down {
+            return Err(ErrorReply::NOT_AVAILABLE);
+        }
+        let id = SessionId::random();
+        let secret = random_hex(32);
+        let expires_at = unix_now() + msg.lifetime.as_secs();
+        let key = format!("{CREATED_SESSION_KEY_PREFIX}{id}_{secret}");
+        self.created.insert(
+            id.as_str().to_owned(),
+            Created {
+                owner: msg.owner,
+                secret,
+                expires_at,
+                holder: None,
+            },
+        );
+        // The connection that holds it then ends by its own expiry timer (3005).
+        let expiring = id.clone();
+        ctx.run_later(msg.lifetime, move |registry, _| {
+            registry.created.remove(expiring.as_str());
+        });
+        Ok(CreatedSession {
+            id,
+            key,
+            expires_at,
+        })
+    }
+}
+
+impl Handler<ClaimSession> for Registry {
+    type Result = Result<Claimed, Disconnect>;
+
+    fn handle(&mut self, msg: ClaimSession, _: &mut Context<Self>) -> Self::Result {
+        // One answer for every failure, so that nothing about other sessions leaks.
+        let refused = || Disconnect::INVALID_TOKEN.with_reason("unknown or ended session");
+        let (id, secret) = msg
+            .credential
+            .strip_prefix(CREATED_SESSION_KEY_PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .ok_or_else(refused)?;
+        let created = self.created.get(id).ok_or_else(refused)?;
+        if !same_secret(&created.secret, secret) || created.expires_at <= unix_now() {
+            return Err(refused());
+        }
+        let (owner, expires_at, previous) =
+            (created.owner.clone(), created.expires_at, created.holder);
+        let previous = previous.filter(|p| *p != msg.key);
+        self.bind_user(msg.key, &owner, previous)?;
+        if let Some(previous) = previous {
+            if let Some(Slot::Live {
+                close: Some(close), ..
+            }) = self.sessions.get(&previous).map(|e| &e.slot)
+            {
+                close.do_send(CloseSession {
+                    disconnect: Disconnect::SESSION_RESUMED_ELSEWHERE,
+                    flush: false,
+                });
+            }
+            // Its id moves to the new connection now; the old one only ends.
+            if let Some(entry) = self.sessions.get_mut(&previous) {
+                entry.id = SessionId::random();
+                self.by_id.insert(entry.id.as_str().to_owned(), previous);
+            }
+        }
+        let entry = self.sessions.get_mut(&msg.key).ok_or_else(refused)?;
+        let old_id = std::mem::replace(&mut entry.id, SessionId(id.to_owned()));
+        self.by_id.remove(old_id.as_str());
+        self.by_id.insert(id.to_owned(), msg.key);
+        if let Some(created) = self.created.get_mut(id) {
+            created.holder = Some(msg.key);
+        }
+        Ok(Claimed {
+            id: SessionId(id.to_owned()),
+            user: owner,
+            expires_at,
+        })
+    }
+}
+
+impl Handler<ControlSessions> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: ControlSessions, _: &mut Context<Self>) -> usize {
+        let mut keys: Vec<SessionKey> = Vec::new();
+        if let Some(user) = &msg.user {
+            keys.extend(self.users.get(user).into_iter().flatten().copied());
+        }
+        if let Some(client) = &msg.client {
+            let key = self.by_id.get(client).copied();
+            match &msg.user {
+                Some(_) => keys.retain(|k| Some(*k) == key),
+                None => keys.extend(key),
+            }
+        }
+        let mut reached = 0;
+        for key in keys {
+            match self.sessions.get(&key).map(|e| &e.slot) {
+                Some(Slot::Live {
+                    control: Some(control),
+                    ..
+                }) => {
+                    control.do_send(msg.control.clone());
+                    reached += 1;
+                }
+                Some(Slot::Parked { .. }) if matches!(msg.control, Control::Disconnect(_)) => {
+                    self.remove(key);
+                    reached += 1;
+                }
+                _ => {}
+            }
+        }
+        reached
+    }
+}
+
+impl Handler<GetRegistryInfo> for Registry {
+    type Result = RegistryInfo;
+
+    fn handle(&mut self, _: GetRegistryInfo, _: &mut Context<Self>) -> RegistryInfo {
+        RegistryInfo {
+            sessions: self.live,
+            parked: self.parked,
+            users: self.users.len(),
+            created: self.created.len(),
+        }
+    }
+}
+
 impl Handler<CountSessions> for Registry {
     type Result = MessageResult<CountSessions>;
 
@@ -615,11 +946,25 @@ mod tests {
         type Result = ();
         fn handle(&mut self, _: Detach, _: &mut Context<Self>) {}
     }
+    impl Handler<Control> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: Control, _: &mut Context<Self>) {}
+    }
+
+    fn register(peer: Option<IpAddr>) -> Register {
+        let sink = Sink.start();
+        Register {
+            peer,
+            close: sink.clone().recipient(),
+            control: sink.recipient(),
+        }
+    }
 
     fn registry(max_sessions: usize, per_address: usize) -> Addr<Registry> {
         let limits = SessionLimits {
             max_sessions,
             max_sessions_per_address: per_address,
+            max_sessions_per_user: 2,
         };
         Registry::new(limits, SessionSettings::default(), Sink.start().recipient()).start()
     }
@@ -627,13 +972,9 @@ mod tests {
     #[actix::test]
     async fn limits_and_release() {
         let registry = registry(3, 2);
-        let sink = Sink.start().recipient();
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
-        let reg = |peer| Register {
-            peer: Some(peer),
-            close: sink.clone(),
-        };
+        let reg = |peer| register(Some(peer));
         let first = registry.send(reg(a)).await.unwrap().unwrap();
         let second = registry.send(reg(a)).await.unwrap().unwrap();
         assert_ne!(first.id, second.id);
@@ -654,12 +995,9 @@ mod tests {
 
     /// A registered, resumable session of `user`, parked.
     async fn parked_session(registry: &Addr<Registry>, user: &str) -> Registered {
-        let close = Sink.start().recipient();
-        let register = Register { peer: None, close };
-        let registered = registry.send(register).await.unwrap().unwrap();
+        let registered = registry.send(register(None)).await.unwrap().unwrap();
         let resumable = MakeResumable {
             key: registered.key,
-            id: registered.id.clone(),
             secret: "secret".into(),
             user: user.into(),
         };
@@ -682,6 +1020,7 @@ mod tests {
             user: user.into(),
             format: Format::Json,
             close: Sink.start().recipient(),
+            control: Sink.start().recipient(),
         }
     }
 
@@ -690,12 +1029,7 @@ mod tests {
         let registry = registry(0, 0);
         let alice = parked_session(&registry, "alice").await;
         assert_eq!(registry.send(CountSessions).await.unwrap(), (0, 1));
-        let close = Sink.start().recipient();
-        let bob = registry
-            .send(Register { peer: None, close })
-            .await
-            .unwrap()
-            .unwrap();
+        let bob = registry.send(register(None)).await.unwrap().unwrap();
         let not_found = Err(ErrorReply::SESSION_NOT_FOUND.code);
         let code = |r: Result<ParkedSession, ErrorReply>| r.map(|_| ()).map_err(|e| e.code);
         let as_bob = resume(bob.key, &alice.id, "secret", "bob");
@@ -717,8 +1051,7 @@ mod tests {
         let alice = parked_session(&registry, "").await;
         let mut keys = Vec::new();
         for _ in 0..3 {
-            let close = Sink.start().recipient();
-            let r = registry.send(Register { peer: None, close }).await.unwrap();
+            let r = registry.send(register(None)).await.unwrap();
             keys.push(r.unwrap().key);
         }
         // The first takes it from the Registry; the second takes it over from the first, whose
@@ -733,5 +1066,100 @@ mod tests {
             ErrorReply::SESSION_BUSY.code
         );
         drop(second);
+    }
+
+    #[actix::test]
+    async fn a_user_has_at_most_max_sessions_per_user() {
+        let registry = registry(0, 0);
+        let mut keys = Vec::new();
+        for _ in 0..4 {
+            keys.push(registry.send(register(None)).await.unwrap().unwrap().key);
+        }
+        let bind = |key, user: &str| BindUser {
+            key,
+            user: user.into(),
+        };
+        registry
+            .send(bind(keys[0], "alice"))
+            .await
+            .unwrap()
+            .unwrap();
+        registry
+            .send(bind(keys[1], "alice"))
+            .await
+            .unwrap()
+            .unwrap();
+        let third = registry.send(bind(keys[2], "alice")).await.unwrap();
+        assert_eq!(third.unwrap_err().code, Disconnect::CONNECTION_LIMIT.code);
+        registry.send(bind(keys[3], "bob")).await.unwrap().unwrap();
+        registry.send(Unregister { key: keys[0] }).await.unwrap();
+        registry
+            .send(bind(keys[2], "alice"))
+            .await
+            .unwrap()
+            .unwrap();
+        let info = registry.send(GetRegistryInfo).await.unwrap();
+        assert_eq!((info.sessions, info.users), (3, 2));
+    }
+
+    #[actix::test]
+    async fn a_created_session_is_claimed_with_its_key_only_within_its_lifetime() {
+        let registry = registry(0, 0);
+        let create = CreateSession {
+            owner: "alice".into(),
+            lifetime: Duration::from_secs(60),
+        };
+        let created = registry.send(create).await.unwrap().unwrap();
+        assert!(created.key.starts_with(CREATED_SESSION_KEY_PREFIX));
+        let first = registry.send(register(None)).await.unwrap().unwrap();
+        let claim = |key, credential: String| ClaimSession { key, credential };
+        let wrong = created
+            .key
+            .replace(&created.key[created.key.len() - 4..], "0000");
+        let refused = registry.send(claim(first.key, wrong)).await.unwrap();
+        assert_eq!(refused.unwrap_err().code, Disconnect::INVALID_TOKEN.code);
+        let claimed = registry
+            .send(claim(first.key, created.key.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (claimed.id.as_str(), claimed.user.as_str()),
+            (created.id.as_str(), "alice")
+        );
+        // Claimed again from another connection: that one has it now, the first is told 4505.
+        let second = registry.send(register(None)).await.unwrap().unwrap();
+        let again = registry
+            .send(claim(second.key, created.key.clone()))
+            .await
+            .unwrap();
+        assert_eq!(again.unwrap().id, created.id);
+        // Orders for the session's id reach only the connection that holds it.
+        let reached = registry
+            .send(ControlSessions {
+                user: None,
+                client: Some(created.id.to_string()),
+                control: Control::Unsubscribe {
+                    channel: "chat:x".into(),
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(reached, 1);
+
+        let short = CreateSession {
+            owner: "bob".into(),
+            lifetime: Duration::from_secs(1),
+        };
+        let short = registry.send(short).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let third = registry.send(register(None)).await.unwrap().unwrap();
+        let late = registry.send(claim(third.key, short.key)).await.unwrap();
+        assert_eq!(late.unwrap_err().code, Disconnect::INVALID_TOKEN.code);
+        let invalid = CreateSession {
+            owner: String::new(),
+            lifetime: Duration::from_secs(1),
+        };
+        assert_eq!(registry.send(invalid).await.unwrap().unwrap_err().code, 107);
     }
 }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rpc_crypto_proto::codec::{encode_publication, encode_push, encode_reply, Format};
 use rpc_crypto_proto::protocol::{
     ClientInfo, ConnectResult, HistoryResult, Join, Leave, PresenceResult, PresenceStatsResult,
-    Publication, Push, Reply, SubscribeResult,
+    Publication, Push, Reply, Subscribe as PushSubscribe, SubscribeResult,
 };
 use rpc_crypto_proto::ErrorReply;
 
@@ -48,6 +48,8 @@ pub struct ChannelRequest {
     pub join_leave: bool,
     /// Answer error 112 rather than `recovered: false` (subscribe flag 2).
     pub strict: bool,
+    /// A subscription token's lifetime left, in seconds: the result says `expires` and `ttl`.
+    pub expires_in: Option<u32>,
 }
 
 /// How the Router answers a [`Subscribe`].
@@ -57,6 +59,8 @@ pub enum Answer {
     Subscribe(u32),
     /// A `connect` reply with this id: the result, with `subs` filled in for every channel.
     Connect(u32, Box<ConnectResult>),
+    /// A server-side subscription (the server API's `subscribe`): a `subscribe` push.
+    Push,
 }
 
 /// Adds a session to channels. The Router queues the answer (with any recovered publications)
@@ -81,6 +85,8 @@ pub struct SessionInfo {
     pub user: String,
     /// The session id.
     pub client: String,
+    /// The connection token's `info`.
+    pub conn_info: Option<Bytes>,
 }
 
 /// How the Router reaches a session's actor.
@@ -281,6 +287,7 @@ impl Router {
         let client = ClientInfo {
             user: info.user.clone(),
             client: info.client.clone(),
+            conn_info: info.conn_info.clone().unwrap_or_default(),
             ..ClientInfo::default()
         };
         let push = |format| {
@@ -329,6 +336,10 @@ impl Router {
             .channel_entry(&request.channel)
             .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
         let mut result = SubscribeResult::default();
+        if let Some(ttl) = request.expires_in {
+            result.expires = true;
+            result.ttl = ttl;
+        }
         if channel.options.history().is_some() {
             let recoverable = channel.options.force_recovery || request.recoverable;
             let positioned = recoverable || channel.options.force_positioning || request.positioned;
@@ -476,6 +487,23 @@ impl Handler<Subscribe> for Router {
                 Reply {
                     id,
                     connect: Some(*result),
+                    ..Reply::default()
+                }
+            }
+            Answer::Push => {
+                let result = results.pop().unwrap_or_default();
+                Reply {
+                    push: Some(Push {
+                        channel: msg.channels[0].channel.clone(),
+                        subscribe: Some(PushSubscribe {
+                            recoverable: result.recoverable,
+                            epoch: result.epoch,
+                            offset: result.offset,
+                            positioned: result.positioned,
+                            data: Default::default(),
+                        }),
+                        ..Push::default()
+                    }),
                     ..Reply::default()
                 }
             }
@@ -680,6 +708,83 @@ impl Handler<History> for Router {
     }
 }
 
+/// The server API's `history_remove`: drops a channel's publications, keeping its position.
+#[derive(Message)]
+#[rtype(result = "Result<(), ErrorReply>")]
+pub struct RemoveHistory {
+    pub channel: String,
+}
+
+impl Handler<RemoveHistory> for Router {
+    type Result = Result<(), ErrorReply>;
+
+    fn handle(&mut self, msg: RemoveHistory, _: &mut Context<Self>) -> Self::Result {
+        let (_, channel) = self
+            .channel_entry(&msg.channel)
+            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        if channel.options.history().is_none() {
+            return Err(ErrorReply::NOT_AVAILABLE.with_message("the channel keeps no history"));
+        }
+        if let Some(stream) = channel.stream.as_mut() {
+            let (freed, count) = stream.clear();
+            self.budget.used -= freed;
+            self.budget.kept -= count;
+            self.compact_budget();
+        }
+        Ok(())
+    }
+}
+
+/// Every channel with subscribers, private and user-limited ones included, with how many
+/// clients each has: the server API's `channels`, sorted by name.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, usize)>")]
+pub struct ListAllChannels;
+
+impl Handler<ListAllChannels> for Router {
+    type Result = MessageResult<ListAllChannels>;
+
+    fn handle(&mut self, _: ListAllChannels, _: &mut Context<Self>) -> Self::Result {
+        let mut channels: Vec<(String, usize)> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| !c.subscribers.is_empty())
+            .map(|(name, c)| (name.to_string(), c.subscribers.len()))
+            .collect();
+        channels.sort_unstable();
+        MessageResult(channels)
+    }
+}
+
+/// The Router's counts, for the server API's `info`.
+#[derive(Message)]
+#[rtype(result = "RouterInfo")]
+pub struct GetRouterInfo;
+
+#[derive(Debug, Clone, Copy, serde::Serialize, MessageResponse)]
+pub struct RouterInfo {
+    /// Channels with a subscriber or a kept stream position.
+    pub channels: usize,
+    /// Subscriptions over all channels.
+    pub subscriptions: usize,
+    /// Publications kept in history, and their bytes (as counted against `[history] max_size`).
+    pub history_publications: usize,
+    pub history_bytes: usize,
+}
+
+impl Handler<GetRouterInfo> for Router {
+    type Result = RouterInfo;
+
+    fn handle(&mut self, _: GetRouterInfo, _: &mut Context<Self>) -> RouterInfo {
+        RouterInfo {
+            channels: self.channels.len(),
+            subscriptions: self.channels.values().map(|c| c.subscribers.len()).sum(),
+            history_publications: self.budget.kept,
+            history_bytes: self.budget.used,
+        }
+    }
+}
+
 impl Router {
     fn present(&self, channel: &str) -> impl Iterator<Item = &SessionInfo> {
         self.channels
@@ -702,6 +807,7 @@ impl Handler<Presence> for Router {
                 let client = ClientInfo {
                     user: info.user.clone(),
                     client: info.client.clone(),
+                    conn_info: info.conn_info.clone().unwrap_or_default(),
                     ..ClientInfo::default()
                 };
                 (info.client.clone(), client)
@@ -805,6 +911,7 @@ mod tests {
         Subscribe {
             key: 7,
             client: SessionInfo {
+                conn_info: None,
                 user: String::new(),
                 client: "c7".into(),
             },
@@ -853,6 +960,7 @@ mod tests {
             channel: "h:c".into(),
             recover: Some((3, "no-such-epoch".into())),
             strict: true,
+            expires_in: None,
             ..ChannelRequest::default()
         };
         router

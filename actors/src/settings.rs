@@ -44,6 +44,11 @@ pub struct ClientSettings {
     pub command_rate: u32,
     /// Commands one connection may send at once above the rate.
     pub command_burst: u32,
+    /// How long past its token's `exp` a session (or a subscription) may still refresh before
+    /// it ends (disconnect 3005, or an `unsubscribe` push with 2501): the SDKs refresh at about
+    /// `exp`, and this covers their round trip to the backend and clock skew.
+    #[serde(with = "duration")]
+    pub expired_close_delay: Duration,
 }
 
 impl Default for ClientSettings {
@@ -62,6 +67,7 @@ impl Default for ClientSettings {
             insecure: false,
             command_rate: 1000,
             command_burst: 2000,
+            expired_close_delay: Duration::from_secs(25),
         }
     }
 }

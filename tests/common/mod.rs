@@ -51,6 +51,8 @@ impl Server {
             .env("RPC_CRYPTO_LISTEN", "127.0.0.1:0")
             .env("RPC_CRYPTO_WORKERS", "2")
             .env("RPC_CRYPTO_NAMESPACES", TEST_NAMESPACES)
+            // Test publishers send as fast as they can; tests/auth.rs sets its own rate.
+            .env("RPC_CRYPTO_CLIENT__COMMAND_RATE", "0")
             .stdout(Stdio::piped())
             .stderr(stderr);
         for (key, value) in env {
@@ -403,6 +405,14 @@ pub fn publish(id: u32, channel: &str, data: &str) -> Command {
             channel: channel.into(),
             data: Bytes::from(data.to_owned()),
         }),
+        ..Command::default()
+    }
+}
+
+pub fn ping(id: u32) -> Command {
+    Command {
+        id,
+        ping: Some(rpc_crypto_proto::protocol::PingRequest {}),
         ..Command::default()
     }
 }

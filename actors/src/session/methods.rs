@@ -2,7 +2,7 @@
 //!
 //! | method | answer |
 //! |---|---|
-//! | `session.status` | SessionStatus: session id, id of the last message sent, id of the last received |
+//! | `session.status` | SessionStatus: session id, user, expiry, id of the last message sent, id of the last received |
 //! | `session.close` | SessionClose: no answer; queued messages are flushed, then close 4500 |
 //! | `heartbeat` | `{"time": <unix ms>}` at once |
 //! | `channels.list` | streamed: items of up to 100 channel names, then the FIN reply |
@@ -58,6 +58,8 @@ impl Method {
             Method::SessionStatus => {
                 let status = serde_json::json!({
                     "session_id": session.registered().id.as_str(),
+                    "user": session.user,
+                    "expires_at": session.expires_at,
                     "last_sent_id": session.sent(),
                     "last_received_id": session.received,
                     "protocol_version": session.protocol_version,

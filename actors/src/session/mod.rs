@@ -13,9 +13,12 @@
 //! back, writes what the client missed, and carries on (`commands/connect.rs`).
 
 mod commands;
+mod control;
+mod identity;
 mod methods;
+mod rate;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ use rpc_crypto_proto::codec::{decode_commands, encode_reply, ping_item};
 use rpc_crypto_proto::protocol::{Command, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
 
+use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::outbox::{
     outbox, OutboundFrame, Outbox, OutboxStream, PushError, ReplayError, SharedOutboxStream,
@@ -35,7 +39,10 @@ use crate::outbox::{
 use crate::registry::{
     CloseSession, ParkSession, Register, Registered, Registry, SessionKey, Unregister,
 };
-use crate::router::{Detach, Park, Router, SessionInfo, SessionRecipients, SubscriptionRefused};
+use crate::router::{
+    Answer, ChannelRequest, Detach, Park, Router, SessionInfo, SessionRecipients, Subscribe,
+    SubscriptionRefused,
+};
 use crate::settings::{ClientSettings, SessionSettings};
 
 /// The server version sent in every connect result.
@@ -47,6 +54,7 @@ pub struct SessionConfig {
     pub client: ClientSettings,
     pub session: SessionSettings,
     pub rules: Arc<ChannelRules>,
+    pub tokens: Arc<TokenVerifier>,
 }
 
 /// Everything a resumable session owns while it has no connection: held by the Registry, and
@@ -55,9 +63,13 @@ pub struct ParkedSession {
     registration: Registered,
     secret: String,
     user: String,
+    conn_info: Option<Bytes>,
+    expires_at: Option<u64>,
+    created: bool,
     protocol_version: u32,
     format: Format,
     subscriptions: HashSet<String>,
+    subscription_expiry: HashMap<String, u64>,
     received: u64,
     outbox: Outbox,
     stream: OutboxStream,
@@ -81,9 +93,13 @@ impl ParkedSession {
             registration,
             secret: "secret".into(),
             user: user.into(),
+            conn_info: None,
+            expires_at: None,
+            created: false,
             protocol_version: 1,
             format,
             subscriptions: HashSet::new(),
+            subscription_expiry: HashMap::new(),
             received: 0,
             outbox,
             stream,
@@ -113,9 +129,9 @@ pub struct Peer {
 enum State {
     /// Open, waiting for connect.
     Fresh,
-    /// A connect that resumes a session is waiting for the Registry; commands that follow it
-    /// wait too.
-    Resuming,
+    /// A connect is waiting for the Registry (a resume, the user's session limit, a session a
+    /// backend created); commands that follow it wait too.
+    Waiting,
     Connected,
     /// A close is under way; further input is ignored.
     Closing,
@@ -146,8 +162,20 @@ pub struct Session {
 
     /// The session's owner; empty for an anonymous client.
     user: String,
+    /// The token's `info`, shown to other clients in presence, join and leave.
+    conn_info: Option<Bytes>,
+    /// When the session ends unless refreshed (unix seconds): the token's `exp`, or the
+    /// lifetime a backend gave it.
+    expires_at: Option<u64>,
+    /// Created by a backend: its lifetime is fixed, `refresh` does not move it.
+    created: bool,
+    expiry_timer: Option<SpawnHandle>,
     protocol_version: u32,
     subscriptions: HashSet<String>,
+    /// When subscriptions made with a subscription token end (unix seconds).
+    subscription_expiry: HashMap<String, u64>,
+    subscription_timers: HashMap<String, SpawnHandle>,
+    rate: rate::CommandRate,
     /// Commands read so far: the id of the last message received.
     received: u64,
     /// The key that resumes this session, if it is resumable.
@@ -179,7 +207,13 @@ impl Session {
             config.client.queue_max_messages,
             config.client.queue_max_size,
         );
+        let rate = rate::CommandRate::new(
+            config.client.command_rate,
+            config.client.command_burst,
+            std::time::Instant::now(),
+        );
         Session {
+            rate,
             config,
             registry,
             router,
@@ -192,8 +226,14 @@ impl Session {
             state: State::Fresh,
             closing: None,
             user: String::new(),
+            conn_info: None,
+            expires_at: None,
+            created: false,
+            expiry_timer: None,
             protocol_version: 0,
             subscriptions: HashSet::new(),
+            subscription_expiry: HashMap::new(),
+            subscription_timers: HashMap::new(),
             received: 0,
             secret: None,
             park_on_stop: false,
@@ -220,6 +260,25 @@ impl Session {
         SessionInfo {
             user: self.user.clone(),
             client: self.registered().id.to_string(),
+            conn_info: self.conn_info.clone(),
+        }
+    }
+
+    /// The Router message that subscribes this session to `channels`, answered with `answer`.
+    fn subscribe_message(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        channels: Vec<ChannelRequest>,
+        answer: Answer,
+    ) -> Subscribe {
+        Subscribe {
+            key: self.key(),
+            client: self.info(),
+            format: self.format,
+            outbox: self.outbox.clone(),
+            notify: Session::recipients(ctx),
+            channels,
+            answer,
         }
     }
 
@@ -249,9 +308,13 @@ impl Session {
             registration: self.registration.clone()?,
             secret: self.secret.clone()?,
             user: std::mem::take(&mut self.user),
+            conn_info: self.conn_info.take(),
+            expires_at: self.expires_at,
+            created: self.created,
             protocol_version: self.protocol_version,
             format: self.format,
             subscriptions: std::mem::take(&mut self.subscriptions),
+            subscription_expiry: std::mem::take(&mut self.subscription_expiry),
             received: self.received,
             outbox: self.outbox.clone(),
             stream,
@@ -259,13 +322,17 @@ impl Session {
     }
 
     /// Takes over a session handed over by the Registry: what it owns replaces what this
-    /// connection had (nothing had been written yet).
+    /// connection had (nothing had been written yet). Its timers are armed by the caller.
     fn adopt(&mut self, parked: ParkedSession) {
         self.registration = Some(parked.registration);
         self.secret = Some(parked.secret);
         self.user = parked.user;
+        self.conn_info = parked.conn_info;
+        self.expires_at = parked.expires_at;
+        self.created = parked.created;
         self.protocol_version = parked.protocol_version;
         self.subscriptions = parked.subscriptions;
+        self.subscription_expiry = parked.subscription_expiry;
         self.received = parked.received;
         self.outbox = parked.outbox;
         self.stream.put(parked.stream);
@@ -335,7 +402,7 @@ impl Session {
                     return;
                 }
             };
-            if self.state == State::Resuming {
+            if self.state == State::Waiting {
                 self.deferred.push(command);
                 continue;
             }
@@ -347,6 +414,26 @@ impl Session {
         // A connect that resumes a session, and a pong, are not session messages.
         if command != Command::default() && !commands::resumes(&command) {
             self.received += 1;
+        }
+        // Pongs answer the server, and connect comes once: neither counts against the rate.
+        if command != Command::default() && command.connect.is_none() {
+            match self.rate.check(std::time::Instant::now()) {
+                rate::Verdict::Run => {}
+                rate::Verdict::Refuse => {
+                    // A `send` has no reply to carry the error: it is dropped, as it says.
+                    let outcome = match command.id {
+                        0 => commands::report_send_error(self, ErrorReply::TOO_MANY_REQUESTS),
+                        id => self.reply_error(id, ErrorReply::TOO_MANY_REQUESTS),
+                    };
+                    if let Err(disconnect) = outcome {
+                        self.close(ctx, disconnect, false);
+                    }
+                    return;
+                }
+                rate::Verdict::Disconnect => {
+                    return self.close(ctx, Disconnect::TOO_MANY_REQUESTS, false);
+                }
+            }
         }
         if let Err(disconnect) = commands::dispatch(self, ctx, command) {
             let flush = disconnect != Disconnect::SLOW;
@@ -474,6 +561,7 @@ impl Actor for Session {
         let register = Register {
             peer: self.peer.address,
             close: ctx.address().recipient(),
+            control: ctx.address().recipient(),
         };
         let registering = self
             .registry

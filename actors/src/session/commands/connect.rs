@@ -5,18 +5,21 @@
 //! A connect whose data names a session to `resume` asks the Registry for it instead; see
 //! [`resume`].
 
+use std::collections::HashMap;
+
 use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
 use rpc_crypto_proto::codec::encode_reply;
 use rpc_crypto_proto::handshake::{
     accepted_data, negotiate, resumable_data, session_request, ResumeRequest,
 };
-use rpc_crypto_proto::protocol::{ConnectRequest, ConnectResult, Reply};
+use rpc_crypto_proto::protocol::{ConnectRequest, ConnectResult, Reply, SubscribeRequest};
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
-use super::subscribe::{channel_request, to_router};
-use crate::registry::{MakeResumable, ResumeSession, SessionId};
+use super::subscribe::channel_request;
+use crate::registry::{BindUser, ClaimSession, Claimed, MakeResumable, ResumeSession, SessionId};
 use crate::router::{Answer, Reattach};
+use crate::session::identity::{self, unix_now, Credentials, Refusal};
 use crate::session::{ParkedSession, Session, State, SERVER_VERSION};
 
 pub(super) fn handle(
@@ -28,46 +31,181 @@ pub(super) fn handle(
     if session.state != State::Fresh {
         return Err(Disconnect::BAD_REQUEST.with_reason("already connected"));
     }
-    if !req.token.is_empty() {
-        return Err(Disconnect::INVALID_TOKEN.with_reason("this server verifies no tokens"));
-    }
     let request = session_request(&req.data)
         .map_err(|error| Disconnect::BAD_REQUEST.with_reason(error.to_string()))?;
     let version = negotiate(request.versions.as_deref()).map_err(|reason| reason.disconnect())?;
-
-    if let Some(resume) = request.resume {
-        if !req.subs.is_empty() {
-            let error = ErrorReply::BAD_REQUEST
-                .with_message("a resumed session keeps its subscriptions: no subs with resume");
-            return session.reply_error(id, error);
+    let now = unix_now();
+    let certificate_user = session.peer.certificate_user.clone();
+    let credentials = match identity::credentials(
+        &session.config,
+        &req.token,
+        certificate_user.as_deref(),
+        now,
+    ) {
+        Ok(credentials) => credentials,
+        // The client gets a fresh token and connects again on this connection.
+        Err(Refusal::Expired) => return session.reply_error(id, ErrorReply::TOKEN_EXPIRED),
+        Err(Refusal::Disconnect(disconnect)) => return Err(disconnect),
+    };
+    let accept = Accept {
+        id,
+        version,
+        resumable: request.resumable,
+        subs: req.subs,
+    };
+    match credentials {
+        Credentials::Known {
+            user,
+            info,
+            expires_at,
+            channels,
+        } => {
+            session.user = user;
+            session.conn_info = info;
+            session.expires_at = expires_at;
+            if let Some(resume) = request.resume {
+                if !accept.subs.is_empty() {
+                    let error = ErrorReply::BAD_REQUEST.with_message(
+                        "a resumed session keeps its subscriptions: no subs with resume",
+                    );
+                    return session.reply_error(id, error);
+                }
+                return start_resume(session, ctx, id, resume);
+            }
+            if session.user.is_empty() {
+                return accepted(session, ctx, accept, channels);
+            }
+            let bind = BindUser {
+                key: session.key(),
+                user: session.user.clone(),
+            };
+            wait_for_registry(
+                session,
+                ctx,
+                session.registry.send(bind),
+                move |act, ctx, ()| accepted(act, ctx, accept, channels),
+            );
+            Ok(())
         }
-        return start_resume(session, ctx, id, resume);
+        Credentials::CreatedSession(credential) => {
+            if request.resume.is_some() {
+                let error = ErrorReply::BAD_REQUEST
+                    .with_message("a session created by a backend is claimed with its key alone");
+                return session.reply_error(id, error);
+            }
+            let claim = ClaimSession {
+                key: session.key(),
+                credential,
+            };
+            wait_for_registry(
+                session,
+                ctx,
+                session.registry.send(claim),
+                move |act, ctx, claimed: Claimed| {
+                    if certificate_user.is_some_and(|user| user != claimed.user) {
+                        return Err(Disconnect::INVALID_TOKEN
+                            .with_reason("the session's owner is not the certificate's"));
+                    }
+                    if let Some(registration) = act.registration.as_mut() {
+                        registration.id = claimed.id;
+                    }
+                    act.user = claimed.user;
+                    act.expires_at = Some(claimed.expires_at);
+                    act.created = true;
+                    accepted(act, ctx, accept, Vec::new())
+                },
+            );
+            Ok(())
+        }
     }
+}
 
-    // Every channel of `subs` is checked before anything changes.
+/// What an accepted connect goes on with once the client is known.
+struct Accept {
+    id: u32,
+    version: u32,
+    resumable: bool,
+    subs: HashMap<String, SubscribeRequest>,
+}
+
+/// Waits for the Registry's verdict on the client, holding back the commands that follow the
+/// connect, then goes on with `then` (or ends the connection with the Registry's disconnect).
+fn wait_for_registry<T: 'static>(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    ask: impl std::future::Future<Output = Result<Result<T, Disconnect>, MailboxError>> + 'static,
+    then: impl FnOnce(&mut Session, &mut WebsocketContext<Session>, T) -> Result<(), Disconnect>
+        + 'static,
+) {
+    session.state = State::Waiting;
+    let waiting = ask.into_actor(session).map(move |answer, act, ctx| {
+        if act.state == State::Closing {
+            return;
+        }
+        act.state = State::Fresh;
+        let outcome = match answer {
+            Ok(Ok(value)) => then(act, ctx, value),
+            Ok(Err(disconnect)) => Err(disconnect),
+            Err(_) => Err(Disconnect::SERVER_ERROR),
+        };
+        match outcome {
+            Ok(()) => act.run_deferred(ctx),
+            Err(disconnect) => act.close(ctx, disconnect, true),
+        }
+    });
+    ctx.wait(waiting);
+}
+
+/// Accepts the connect of a known client: makes the session resumable if asked, subscribes the
+/// token's channels and those of `subs` it may have, and answers with the ConnectResult.
+fn accepted(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    accept: Accept,
+    granted: Vec<String>,
+) -> Result<(), Disconnect> {
+    let Accept {
+        id,
+        version,
+        resumable,
+        mut subs,
+    } = accept;
+    // Every channel is checked before anything changes. The token's channels are the server's
+    // grant; a channel of `subs` the client may not subscribe to is left out of the result (as
+    // Centrifuge does with a server-side subscription it no longer grants: the SDK drops it).
     let config = session.config.clone();
-    if req.subs.len() > config.client.channel_limit {
-        return session.reply_error(id, ErrorReply::LIMIT_EXCEEDED);
+    let mut channels = Vec::with_capacity(subs.len() + granted.len());
+    for channel in granted {
+        if let Err(error) = config.rules.policy(&channel) {
+            return Err(Disconnect::INVALID_TOKEN
+                .with_reason(format!("token channel {channel:?}: {}", error.message)));
+        }
+        let mut sub = subs.remove(&channel).unwrap_or_default();
+        sub.channel = channel;
+        sub.flag = 0;
+        channels.push(channel_request(sub));
     }
-    let mut channels = Vec::with_capacity(req.subs.len());
-    for (channel, mut sub) in req.subs {
+    for (channel, mut sub) in subs {
         let policy = match config.rules.policy(&channel) {
             Ok(policy) => policy,
             Err(error) => return session.reply_error(id, naming(error, &channel)),
         };
-        if !policy.may_subscribe(&session.user) {
-            let error = naming(ErrorReply::PERMISSION_DENIED, &channel);
-            return session.reply_error(id, error);
+        if !policy.may_subscribe(&session.user, false) {
+            log::debug!("connect subs: {channel:?} left out, not permitted");
+            continue;
         }
         sub.channel = channel;
         // Connect subs answer `recovered: false`, never 112: there is one reply for all.
         sub.flag = 0;
         channels.push(channel_request(sub));
     }
+    if channels.len() > config.client.channel_limit {
+        return session.reply_error(id, ErrorReply::LIMIT_EXCEEDED);
+    }
 
     session.protocol_version = version;
     let grace = config.session.resume_grace;
-    let secret = (request.resumable && !grace.is_zero()).then(|| SessionId::random().to_string());
+    let secret = (resumable && !grace.is_zero()).then(|| SessionId::random().to_string());
     let data = match &secret {
         Some(secret) => resumable_data(version, secret, grace.as_secs(), false),
         None => accepted_data(version),
@@ -82,7 +220,7 @@ pub(super) fn handle(
         })?;
     } else {
         let answer = Answer::Connect(id, Box::new(result));
-        let subscribe = to_router(session, ctx, channels, answer);
+        let subscribe = session.subscribe_message(ctx, channels, answer);
         let names: Vec<String> = subscribe
             .channels
             .iter()
@@ -118,7 +256,6 @@ fn make_resumable(session: &mut Session, secret: Option<String>) {
     let (max_messages, max_size) = (settings.journal_max_messages, settings.journal_max_size);
     session.registry.do_send(MakeResumable {
         key: session.key(),
-        id: session.registered().id.clone(),
         secret: secret.clone(),
         user: session.user.clone(),
     });
@@ -131,12 +268,15 @@ fn make_resumable(session: &mut Session, secret: Option<String>) {
 
 fn connect_result(session: &Session, data: bytes::Bytes) -> ConnectResult {
     let ping = session.config.client.ping_interval.as_secs() as u32;
+    let (expires, ttl) = identity::lifetime(session.expires_at, unix_now());
     ConnectResult {
         client: session.registered().id.to_string(),
         version: SERVER_VERSION.to_owned(),
         data,
         ping,
         pong: ping > 0,
+        expires,
+        ttl,
         ..ConnectResult::default()
     }
 }
@@ -147,6 +287,15 @@ fn connected(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
         ctx.cancel_future(timer);
     }
     session.start_heartbeat(ctx);
+    session.arm_expiry(ctx);
+    let subscriptions: Vec<(String, u64)> = session
+        .subscription_expiry
+        .iter()
+        .map(|(channel, at)| (channel.clone(), *at))
+        .collect();
+    for (channel, at) in subscriptions {
+        session.arm_subscription_expiry(ctx, channel, Some(at));
+    }
 }
 
 /// Asks the Registry for the session; commands behind this connect wait for the answer.
@@ -159,7 +308,7 @@ fn start_resume(
     if session.config.session.resume_grace.is_zero() {
         return session.reply_error(id, ErrorReply::SESSION_NOT_FOUND);
     }
-    session.state = State::Resuming;
+    session.state = State::Waiting;
     let last_received = resume.last_received;
     let ask = ResumeSession {
         key: session.key(),
@@ -169,6 +318,7 @@ fn start_resume(
         user: session.user.clone(),
         format: session.format,
         close: ctx.address().recipient(),
+        control: ctx.address().recipient(),
     };
     let resuming = session
         .registry
@@ -182,7 +332,7 @@ fn start_resume(
             }
             Ok(Ok(parked)) => resumed(act, ctx, id, parked, last_received),
             Ok(Err(error)) => {
-                if act.state == State::Resuming {
+                if act.state == State::Waiting {
                     act.state = State::Fresh;
                 }
                 if let Err(disconnect) = act.reply_error(id, error) {
@@ -205,7 +355,12 @@ fn resumed(
     parked: ParkedSession,
     last_received: u64,
 ) {
+    // A token presented with the resume moves the session's lifetime on.
+    let token_expiry = session.expires_at.take();
     session.adopt(parked);
+    if token_expiry.is_some() && !session.created {
+        session.expires_at = token_expiry;
+    }
     session.park_on_stop = true;
     let secret = session.secret.clone().unwrap_or_default();
     let grace = session.config.session.resume_grace.as_secs();

@@ -7,8 +7,10 @@ mod connect;
 mod history;
 mod presence;
 mod publish;
+mod refresh;
 mod rpc;
 mod send;
+mod sub_refresh;
 mod subscribe;
 mod unsubscribe;
 
@@ -19,7 +21,8 @@ use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
 use rpc_crypto_proto::protocol::{
     Command, ConnectRequest, HistoryRequest, PingResult, PresenceRequest, PresenceStatsRequest,
-    PublishRequest, Reply, RpcRequest, SendRequest, SubscribeRequest, UnsubscribeRequest,
+    PublishRequest, RefreshRequest, Reply, RpcRequest, SendRequest, SubRefreshRequest,
+    SubscribeRequest, UnsubscribeRequest,
 };
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
@@ -43,11 +46,11 @@ pub(super) enum ClientCommand {
     History(HistoryRequest),
     Rpc(RpcRequest),
     Send(SendRequest),
+    Refresh(RefreshRequest),
+    SubRefresh(SubRefreshRequest),
     Ping,
     /// The answer to the server's ping.
     Pong,
-    /// A command of the protocol that this server does not serve (yet): error 108.
-    NotAvailable(&'static str),
     /// An id and no known command: error 104.
     Unknown,
 }
@@ -89,10 +92,10 @@ impl ClientCommand {
             ClientCommand::Send(req)
         } else if let Some(req) = rpc {
             ClientCommand::Rpc(req)
-        } else if refresh.is_some() {
-            ClientCommand::NotAvailable("refresh")
-        } else if sub_refresh.is_some() {
-            ClientCommand::NotAvailable("sub_refresh")
+        } else if let Some(req) = refresh {
+            ClientCommand::Refresh(req)
+        } else if let Some(req) = sub_refresh {
+            ClientCommand::SubRefresh(req)
         } else if id == 0 {
             ClientCommand::Pong
         } else {
@@ -125,6 +128,8 @@ pub(super) fn dispatch(
         ClientCommand::History(req) => history::handle(session, ctx, id, req),
         ClientCommand::Rpc(req) => rpc::handle(session, ctx, id, req),
         ClientCommand::Send(req) => send::handle(session, ctx, req),
+        ClientCommand::Refresh(req) => refresh::handle(session, ctx, id, req),
+        ClientCommand::SubRefresh(req) => sub_refresh::handle(session, ctx, id, req),
         ClientCommand::Ping => session.reply(Reply {
             id,
             ping: Some(PingResult {}),
@@ -137,10 +142,6 @@ pub(super) fn dispatch(
             session.awaiting_pong = false;
             Ok(())
         }
-        ClientCommand::NotAvailable(what) => session.reply_error(
-            id,
-            ErrorReply::NOT_AVAILABLE.with_message(format!("{what} is not available")),
-        ),
         ClientCommand::Unknown => session.reply_error(id, ErrorReply::METHOD_NOT_FOUND),
     }
 }

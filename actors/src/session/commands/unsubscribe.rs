@@ -34,6 +34,7 @@ pub(super) fn handle(
     match session.router.try_send(unsubscribe) {
         Ok(()) => {
             session.subscriptions.remove(&req.channel);
+            session.subscription_expiry.remove(&req.channel);
             Ok(())
         }
         // The subscription stays as it was: the client may try again.

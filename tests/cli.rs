@@ -1,0 +1,216 @@
+//! The `gentoken`, `genconfig` and `checkconfig` commands, run as the built binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+const SECRET: &str = "cli-test-secret-0123456789abcdef0123456789";
+
+/// The binary with no `RPC_CRYPTO_` variables from the environment the tests run in.
+fn rpc_crypto() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rpc-crypto"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RPC_CRYPTO_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run rpc-crypto")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A path in the temp dir that no other test (or test run) uses; removed on drop.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(name: &str) -> Self {
+        let unique = format!(
+            "rpc-crypto-cli-{}-{}-{name}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        TempPath(std::env::temp_dir().join(unique))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn gentoken_signs_with_the_secret_from_the_environment() {
+    let before = now();
+    let output = run(rpc_crypto()
+        .args(["gentoken", "--user", "alice", "--ttl", "3600"])
+        .args(["--info", r#"{"name":"Alice"}"#, "--channels", "a,b"])
+        .env("RPC_CRYPTO_TOKEN__HMAC_SECRET", SECRET));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let token = stdout(&output);
+    assert_eq!(token.lines().count(), 1, "only the token on stdout");
+
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        token.trim(),
+        &DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "alice");
+    let exp = claims["exp"].as_u64().unwrap();
+    assert!((before + 3600..=now() + 3600).contains(&exp), "{claims}");
+    assert_eq!(claims["info"]["name"], "Alice");
+    assert_eq!(claims["channels"], serde_json::json!(["a", "b"]));
+    assert!(claims.get("channel").is_none());
+}
+
+#[test]
+fn gentoken_subscription_token_without_expiry() {
+    let output = run(rpc_crypto()
+        .args([
+            "gentoken",
+            "--user",
+            "bob",
+            "--ttl",
+            "0",
+            "--channel",
+            "$private",
+        ])
+        .env("RPC_CRYPTO_TOKEN__HMAC_SECRET", SECRET));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims::<&str>(&[]);
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        stdout(&output).trim(),
+        &DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["channel"], "$private");
+    assert!(claims.get("exp").is_none(), "{claims}");
+}
+
+#[test]
+fn gentoken_without_a_secret_fails() {
+    let output = run(rpc_crypto().args(["gentoken", "--user", "alice"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("hmac_secret"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn genconfig_writes_a_config_that_checks() {
+    let path = TempPath::new("genconfig.toml");
+    let output = run(rpc_crypto().arg("genconfig").arg("--output").arg(&path.0));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let text = std::fs::read_to_string(&path.0).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    for secret in [&table["token"]["hmac_secret"], &table["api"]["key"]] {
+        let secret = secret.as_str().unwrap();
+        assert_eq!(secret.len(), 64);
+        assert!(secret.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    let output = run(rpc_crypto().arg("checkconfig").arg("--config").arg(&path.0));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "config ok\n");
+}
+
+#[test]
+fn genconfig_makes_fresh_secrets_each_time() {
+    let secrets = || {
+        let output = run(rpc_crypto().arg("genconfig"));
+        assert!(output.status.success(), "{}", stderr(&output));
+        let table: toml::Table = toml::from_str(&stdout(&output)).unwrap();
+        (
+            table["token"]["hmac_secret"].as_str().unwrap().to_owned(),
+            table["api"]["key"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (first, second) = (secrets(), secrets());
+    assert_ne!(first.0, second.0);
+    assert_ne!(first.1, second.1);
+    assert_ne!(first.0, first.1);
+}
+
+#[test]
+fn genconfig_does_not_overwrite_without_force() {
+    let path = TempPath::new("existing.toml");
+    std::fs::write(&path.0, "listen = \"127.0.0.1:1\"\n").unwrap();
+    let output = run(rpc_crypto().arg("genconfig").arg("--output").arg(&path.0));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--force"), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(&path.0).unwrap(),
+        "listen = \"127.0.0.1:1\"\n"
+    );
+
+    let output = run(rpc_crypto()
+        .arg("genconfig")
+        .arg("--force")
+        .arg("--output")
+        .arg(&path.0));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(std::fs::read_to_string(&path.0)
+        .unwrap()
+        .contains("[token]"));
+}
+
+#[test]
+fn checkconfig_reports_a_broken_config() {
+    let path = TempPath::new("broken.toml");
+    std::fs::write(&path.0, "listen = \"nowhere\"\n").unwrap();
+    let output = run(rpc_crypto().arg("checkconfig").arg("--config").arg(&path.0));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("invalid config"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn checkconfig_reports_an_unreadable_key() {
+    let output = run(rpc_crypto()
+        .arg("checkconfig")
+        .env("RPC_CRYPTO_TOKEN__RSA_PUBLIC_KEY", "/nonexistent/key.pem"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("token.rsa_public_key"),
+        "{}",
+        stderr(&output)
+    );
+}
