@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use rpc_crypto_actors::auth::sign_hs256;
 use rpc_crypto_proto::codec::Format;
-use rpc_crypto_proto::protocol::{Command, ConnectRequest, Reply};
+use rpc_crypto_proto::protocol::Reply;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,32 +33,14 @@ fn server(env: &[(&str, &str)]) -> Server {
     Server::start(&all)
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn connect_with(id: u32, token: &str) -> Command {
-    Command {
-        id,
-        connect: Some(ConnectRequest {
-            token: token.to_owned(),
-            ..ConnectRequest::default()
-        }),
-        ..Command::default()
-    }
-}
-
 /// Connects as `user` (with a token) and returns the client and its session id.
 async fn connect_as(server: &Server, user: &str) -> (Client, String) {
     let token = sign_hs256(
         SECRET.as_bytes(),
-        &json!({"sub": user, "exp": now() + 3600}),
+        &json!({"sub": user, "exp": unix_now() + 3600}),
     );
     let mut client = Client::open(&server.url, Format::Json).await;
-    let reply = client.call(connect_with(1, &token)).await;
+    let reply = client.call(connect_with_token(1, &token)).await;
     assert_eq!(error_code(&reply), 0, "connect failed: {reply:?}");
     let id = reply.connect.expect("a connect result").client;
     (client, id)
@@ -813,10 +795,13 @@ async fn session_create_gives_a_key_that_connects_until_the_lifetime_ends() {
     let key = created["session_key"].as_str().expect("a key").to_owned();
     let expires_at = created["expires_at"].as_u64().expect("expires_at");
     assert_eq!(id.len(), 32);
-    assert!(expires_at > now() && expires_at <= now() + 2, "{created}");
+    assert!(
+        expires_at > unix_now() && expires_at <= unix_now() + 2,
+        "{created}"
+    );
 
     let mut client = Client::open(&server.url, Format::Json).await;
-    let reply: Reply = client.call(connect_with(1, &key)).await;
+    let reply: Reply = client.call(connect_with_token(1, &key)).await;
     assert_eq!(error_code(&reply), 0, "connect failed: {reply:?}");
     let result = reply.connect.expect("a connect result");
     assert_eq!(result.client, id);
@@ -834,7 +819,7 @@ async fn session_create_gives_a_key_that_connects_until_the_lifetime_ends() {
     assert_eq!(closed.code, 3005, "{closed:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut late = Client::open(&server.url, Format::Json).await;
-    late.send(&[connect_with(1, &key)]).await;
+    late.send(&[connect_with_token(1, &key)]).await;
     let refused = late.next_item_or_close().await;
     assert!(
         matches!(&refused, Err(Closed { code: 3500, .. })),
@@ -853,7 +838,7 @@ async fn session_create_gives_a_key_that_connects_until_the_lifetime_ends() {
     assert_eq!(answer.status, 200, "{answer:?}");
     let key = answer.body["result"]["session_key"].as_str().unwrap();
     let mut client = Client::open(&server.url, Format::Json).await;
-    let reply = client.call(connect_with(1, key)).await;
+    let reply = client.call(connect_with_token(1, key)).await;
     assert_eq!(error_code(&reply), 0, "connect failed: {reply:?}");
     assert_eq!(
         reply.connect.unwrap().client,

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use rpc_crypto_actors::auth::sign_hs256;
@@ -20,13 +20,6 @@ const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 /// Namespaces: `chat` for everyone, `orders` for clients with a user (user-limited channels),
 /// `room` with presence for clients with a user.
 const NAMESPACES: &str = "[{name = \"chat\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_subscriber = true, allow_publish_for_anonymous = true}, {name = \"orders\", allow_subscribe_for_client = true}, {name = \"room\", allow_subscribe_for_client = true, allow_publish_for_subscriber = true, presence = true, allow_presence_for_subscriber = true}]";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// A server that verifies HS256 tokens with [`SECRET`], logging at debug, with `env` on top.
 fn server(env: &[(&str, &str)]) -> Server {
@@ -44,18 +37,7 @@ fn token(claims: serde_json::Value) -> String {
 }
 
 fn user_token(user: &str, ttl: u64) -> String {
-    token(json!({"sub": user, "exp": now() + ttl}))
-}
-
-fn connect_with(id: u32, token: &str) -> Command {
-    Command {
-        id,
-        connect: Some(ConnectRequest {
-            token: token.to_owned(),
-            ..ConnectRequest::default()
-        }),
-        ..Command::default()
-    }
+    token(json!({"sub": user, "exp": unix_now() + ttl}))
 }
 
 fn subscribe_with(id: u32, channel: &str, token: &str) -> Command {
@@ -117,14 +99,14 @@ fn unsigned(header: serde_json::Value, claims: serde_json::Value, signature: &st
 /// Opens a connection and sends connect with `token`; returns the client and the close.
 async fn refused_connect(server: &Server, token: &str) -> Closed {
     let mut client = Client::open(&server.url, Format::Json).await;
-    client.send(&[connect_with(1, token)]).await;
+    client.send(&[connect_with_token(1, token)]).await;
     client.closed().await
 }
 
 /// Connects with `token` and returns the client and its connect result.
 async fn connected(server: &Server, token: &str) -> (Client, Reply) {
     let mut client = Client::open(&server.url, Format::Json).await;
-    let reply = client.call(connect_with(1, token)).await;
+    let reply = client.call(connect_with_token(1, token)).await;
     assert_eq!(error_code(&reply), 0, "connect failed: {reply:?}");
     (client, reply)
 }
@@ -146,14 +128,14 @@ fn assert_log_keeps_secrets(server: &Server, secrets: &[&str]) {
 #[tokio::test]
 async fn a_valid_token_names_the_user_and_its_expiry() {
     let server = server(&[]);
-    let token = token(json!({"sub": "alice", "exp": now() + 600, "info": {"name": "Alice"}}));
+    let token = token(json!({"sub": "alice", "exp": unix_now() + 600, "info": {"name": "Alice"}}));
     let (mut client, reply) = connected(&server, &token).await;
     let result = reply.connect.unwrap();
     assert!(result.expires);
     assert!((595..=600).contains(&result.ttl), "ttl {}", result.ttl);
     let status = rpc_json(&mut client, 2, "session.status").await;
     assert_eq!(status["user"], "alice");
-    assert_eq!(status["expires_at"], json!(now() + result.ttl as u64));
+    assert_eq!(status["expires_at"], json!(unix_now() + result.ttl as u64));
 
     // The token's info goes with the client into presence.
     client.call(subscribe(3, "room:a")).await;
@@ -181,18 +163,19 @@ async fn rpc_json(client: &mut Client, id: u32, method: &str) -> serde_json::Val
 #[tokio::test]
 async fn bad_connection_tokens_get_their_codes() {
     let server = server(&[]);
-    let claims = json!({"sub": "alice", "exp": now() + 600});
+    let claims = json!({"sub": "alice", "exp": unix_now() + 600});
 
     // Expired: error 109, and the connection stays for a connect with a fresh token.
-    let expired = token(json!({"sub": "alice", "exp": now() - 10}));
+    let expired = token(json!({"sub": "alice", "exp": unix_now() - 10}));
     let mut client = Client::open(&server.url, Format::Json).await;
-    let reply = client.call(connect_with(1, &expired)).await;
+    let reply = client.call(connect_with_token(1, &expired)).await;
     assert_eq!(error_code(&reply), 109);
     let fresh = user_token("alice", 600);
-    let reply = client.call(connect_with(2, &fresh)).await;
+    let reply = client.call(connect_with_token(2, &fresh)).await;
     assert_eq!(reply.connect.unwrap().client.len(), 32);
 
-    let not_yet = token(json!({"sub": "alice", "nbf": now() + 3600, "exp": now() + 7200}));
+    let not_yet =
+        token(json!({"sub": "alice", "nbf": unix_now() + 3600, "exp": unix_now() + 7200}));
     let closed = refused_connect(&server, &not_yet).await;
     assert_eq!(
         (closed.code, closed.reason.as_str()),
@@ -224,7 +207,7 @@ async fn bad_connection_tokens_get_their_codes() {
 #[tokio::test]
 async fn without_anonymous_clients_a_user_is_required() {
     let server = server(&[("RPC_CRYPTO_CLIENT__ALLOW_ANONYMOUS", "false")]);
-    let no_sub = token(json!({"exp": now() + 600}));
+    let no_sub = token(json!({"exp": unix_now() + 600}));
     let closed = refused_connect(&server, &no_sub).await;
     assert_eq!(closed.code, 3500);
     assert!(closed.reason.contains("sub"), "{closed:?}");
@@ -248,30 +231,32 @@ async fn private_channels_need_a_subscription_token_for_that_channel_and_user() 
     assert_eq!(error_code(&reply), 103);
 
     let other_channel =
-        token(json!({"sub": "alice", "channel": "$chat:other", "exp": now() + 600}));
+        token(json!({"sub": "alice", "channel": "$chat:other", "exp": unix_now() + 600}));
     let reply = client
         .call(subscribe_with(3, "$chat:secret", &other_channel))
         .await;
     assert_eq!(error_code(&reply), 103);
 
-    let other_user = token(json!({"sub": "bob", "channel": "$chat:secret", "exp": now() + 600}));
+    let other_user =
+        token(json!({"sub": "bob", "channel": "$chat:secret", "exp": unix_now() + 600}));
     let reply = client
         .call(subscribe_with(4, "$chat:secret", &other_user))
         .await;
     assert_eq!(error_code(&reply), 103);
 
-    let expired = token(json!({"sub": "alice", "channel": "$chat:secret", "exp": now() - 1}));
+    let expired = token(json!({"sub": "alice", "channel": "$chat:secret", "exp": unix_now() - 1}));
     let reply = client
         .call(subscribe_with(5, "$chat:secret", &expired))
         .await;
     assert_eq!(error_code(&reply), 109);
 
-    let good = token(json!({"sub": "alice", "channel": "$chat:secret", "exp": now() + 600}));
+    let good = token(json!({"sub": "alice", "channel": "$chat:secret", "exp": unix_now() + 600}));
     let reply = client.call(subscribe_with(6, "$chat:secret", &good)).await;
     let result = reply.subscribe.expect("subscribed");
     assert!(result.expires && (595..=600).contains(&result.ttl));
 
-    let renewed = token(json!({"sub": "alice", "channel": "$chat:secret", "exp": now() + 900}));
+    let renewed =
+        token(json!({"sub": "alice", "channel": "$chat:secret", "exp": unix_now() + 900}));
     let reply = client.call(sub_refresh(7, "$chat:secret", &renewed)).await;
     let result = reply.sub_refresh.expect("refreshed");
     assert!(result.expires && (895..=900).contains(&result.ttl));
@@ -322,7 +307,7 @@ async fn refresh_moves_the_end_and_a_session_not_refreshed_ends_with_3005() {
         "{result:?}"
     );
 
-    let expired = token(json!({"sub": "alice", "exp": now() - 1}));
+    let expired = token(json!({"sub": "alice", "exp": unix_now() - 1}));
     let reply = client.call(refresh(3, &expired)).await;
     assert_eq!(error_code(&reply), 109);
 
@@ -345,13 +330,13 @@ async fn refresh_moves_the_end_and_a_session_not_refreshed_ends_with_3005() {
 async fn a_subscription_not_refreshed_ends_with_an_unsubscribe_push_2501() {
     let server = server(&[("RPC_CRYPTO_CLIENT__EXPIRED_CLOSE_DELAY", "1s")]);
     let (mut client, _) = connected(&server, &user_token("alice", 600)).await;
-    let short = token(json!({"sub": "alice", "channel": "$chat:s", "exp": now() + 1}));
+    let short = token(json!({"sub": "alice", "channel": "$chat:s", "exp": unix_now() + 1}));
     client.call(subscribe_with(2, "$chat:s", &short)).await;
     let push = client.next_item().await.push.expect("a push");
     assert_eq!(push.channel, "$chat:s");
     assert_eq!(push.unsubscribe.expect("an unsubscribe push").code, 2501);
     // The client is out of the channel: it may subscribe again.
-    let again = token(json!({"sub": "alice", "channel": "$chat:s", "exp": now() + 600}));
+    let again = token(json!({"sub": "alice", "channel": "$chat:s", "exp": unix_now() + 600}));
     let reply = client.call(subscribe_with(3, "$chat:s", &again)).await;
     assert!(reply.subscribe.is_some(), "{reply:?}");
     assert_log_keeps_secrets(&server, &[&short, &again]);
@@ -362,7 +347,7 @@ async fn a_tokens_channels_are_subscribed_server_side_at_connect() {
     let server = server(&[]);
     let granted = token(json!({
         "sub": "alice",
-        "exp": now() + 600,
+        "exp": unix_now() + 600,
         "channels": ["$chat:granted", "orders:sim#alice"]
     }));
     let mut client = Client::open(&server.url, Format::Json).await;

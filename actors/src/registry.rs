@@ -797,6 +797,12 @@ impl Handler<CreateSession> for Registry {
         if self.shutting_down {
             return Err(ErrorReply::NOT_AVAILABLE);
         }
+        // Each waits for its client for up to its lifetime: bounded like sessions are.
+        let limit = self.limits.max_sessions;
+        if limit != 0 && self.created.len() >= limit {
+            return Err(ErrorReply::LIMIT_EXCEEDED
+                .with_message("as many created sessions as limits.max_sessions wait already"));
+        }
         let id = SessionId::random();
         let secret = random_hex(32);
         let expires_at = unix_now() + msg.lifetime.as_secs();
@@ -843,14 +849,16 @@ impl Handler<ClaimSession> for Registry {
         let previous = previous.filter(|p| *p != msg.key);
         self.bind_user(msg.key, &owner, previous)?;
         if let Some(previous) = previous {
-            if let Some(Slot::Live {
-                close: Some(close), ..
-            }) = self.sessions.get(&previous).map(|e| &e.slot)
-            {
-                close.do_send(CloseSession {
+            match self.sessions.get(&previous).map(|e| &e.slot) {
+                Some(Slot::Live {
+                    close: Some(close), ..
+                }) => close.do_send(CloseSession {
                     disconnect: Disconnect::SESSION_RESUMED_ELSEWHERE,
                     flush: false,
-                });
+                }),
+                // Parked for a resume: the session goes on here instead.
+                Some(Slot::Parked { .. }) => self.remove(previous),
+                _ => {}
             }
             // Its id moves to the new connection now; the old one only ends.
             if let Some(entry) = self.sessions.get_mut(&previous) {

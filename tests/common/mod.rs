@@ -366,6 +366,26 @@ pub fn connect(id: u32) -> Command {
     }
 }
 
+/// A connect with a connection token (a JWT or a backend session's key).
+pub fn connect_with_token(id: u32, token: &str) -> Command {
+    Command {
+        id,
+        connect: Some(ConnectRequest {
+            token: token.to_owned(),
+            ..ConnectRequest::default()
+        }),
+        ..Command::default()
+    }
+}
+
+/// Now in unix seconds, as tokens count time.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub fn connect_with_data(id: u32, data: &str) -> Command {
     Command {
         id,
