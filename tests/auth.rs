@@ -435,3 +435,61 @@ async fn insecure_mode_lets_anyone_do_anything_and_says_so() {
     assert!(reply.publish.is_some(), "{reply:?}");
     assert!(server.log().contains("insecure"), "a warning in the log");
 }
+
+#[tokio::test]
+async fn es256_tokens_verify_with_a_pem_key_and_with_a_jwks_file() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+
+    let private = p256::SecretKey::random(&mut rand::thread_rng());
+    let public = private.public_key();
+    let point = public.to_encoded_point(false);
+    let dir = std::env::temp_dir().join(format!("rpc-crypto-es256-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem_path = dir.join("public.pem");
+    std::fs::write(&pem_path, public.to_public_key_pem(LineEnding::LF).unwrap()).unwrap();
+    let jwks = json!({"keys": [{"kty": "EC", "kid": "k1", "crv": "P-256",
+        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())}]});
+    let jwks_path = dir.join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+
+    let private_pem = private.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let key = EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap();
+    let sign = |kid: Option<&str>| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        let claims = json!({"sub": "erin", "exp": unix_now() + 600});
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+
+    let pem = Server::start(&[
+        (
+            "RPC_CRYPTO_TOKEN__ECDSA_PUBLIC_KEY",
+            pem_path.to_str().unwrap(),
+        ),
+        ("RUST_LOG", "debug"),
+    ]);
+    let token = sign(None);
+    let (mut client, _) = connected(&pem, &token).await;
+    assert_eq!(
+        rpc_json(&mut client, 2, "session.status").await["user"],
+        "erin"
+    );
+    // HS256 is not on with only an EC key.
+    let hs256 = user_token("erin", 600);
+    assert_eq!(refused_connect(&pem, &hs256).await.code, 3500);
+    assert_log_keeps_secrets(&pem, &[&token, &hs256]);
+
+    let with_jwks = Server::start(&[("RPC_CRYPTO_TOKEN__JWKS_FILE", jwks_path.to_str().unwrap())]);
+    let (mut client, _) = connected(&with_jwks, &sign(Some("k1"))).await;
+    assert_eq!(
+        rpc_json(&mut client, 2, "session.status").await["user"],
+        "erin"
+    );
+    assert_eq!(
+        refused_connect(&with_jwks, &sign(Some("k2"))).await.code,
+        3500
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
