@@ -37,7 +37,7 @@ enum Command {
         /// Lifetime in seconds (`exp` = now + ttl); 0 = no expiry.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
-        /// `info`: a JSON value shown to other clients (presence, publications).
+        /// `info`: a JSON value shown to other clients (presence, join and leave).
         #[arg(long)]
         info: Option<String>,
         /// `channels`, comma-separated: subscribed server-side at connect.
@@ -88,8 +88,8 @@ fn main() -> anyhow::Result<()> {
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
     actix_rt::System::new().block_on(async move {
-        let running = server::start(&config)
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let running =
+            server::start(&config).with_context(|| format!("cannot start on {}", config.listen))?;
         for addr in &running.addrs {
             // On stdout, so that scripts and tests can read the bound port.
             let scheme = if running.tls { "wss" } else { "ws" };
@@ -218,6 +218,7 @@ fn write_secret_file(path: &Path, text: &str, force: bool) -> anyhow::Result<()>
 fn checkconfig(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
     TokenVerifier::from_settings(&config.token).context("invalid config")?;
+    rpc_crypto::tls::server_config(&config.tls).context("invalid config")?;
     println!("config ok");
     Ok(())
 }

@@ -17,10 +17,11 @@ use rpc_crypto_actors::registry::{Registry, Shutdown};
 use rpc_crypto_actors::router::{Publish, Router};
 use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
 use rpc_crypto_proto::handshake::RejectReason;
-use rpc_crypto_proto::Format;
+use rpc_crypto_proto::{Disconnect, Format};
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::tls::{CertificateUser, ClientAuth};
 
 /// The path every Centrifuge SDK connects to.
 pub const WEBSOCKET_PATH: &str = "/connection/websocket";
@@ -29,6 +30,8 @@ struct AppState {
     sessions: Arc<SessionConfig>,
     registry: Addr<Registry>,
     router: Addr<Router>,
+    /// Mutual TLS is required: a certificate that names no user is refused (3507).
+    certificate_required: bool,
 }
 
 /// A started server.
@@ -44,9 +47,14 @@ pub struct RunningServer {
 
 /// Binds and starts the server inside the current actix system.
 pub fn start(config: &Config) -> std::io::Result<RunningServer> {
+    // Everything that can refuse the config comes before any actor starts.
+    let tls_config = crate::tls::server_config(&config.tls)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     let tokens = TokenVerifier::from_settings(&config.token)
         .map(Arc::new)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    // Bound before any actor starts: an actor dropped on the way out of a failed start panics.
+    let listener = listen(config.listen)?;
     let rules = Arc::new(config.channel_rules());
     let router = Router::new(rules.clone(), config.history.max_size).start();
     let registry = Registry::new(
@@ -71,6 +79,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         }),
         registry: registry.clone(),
         router: router.clone(),
+        certificate_required: config.tls.client_auth == ClientAuth::Required,
     });
     let write_timeout = config.client.write_timeout;
     let http = HttpServer::new(move || {
@@ -92,12 +101,10 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
     })
     .disable_signals()
     .shutdown_timeout(1);
-    let tls_config = crate::tls::server_config(&config.tls)
-        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     let tls = tls_config.is_some();
     let mut http = match tls_config {
-        Some(tls_config) => http.bind_rustls_0_23(config.listen, tls_config)?,
-        None => http.bind(config.listen)?,
+        Some(tls_config) => http.listen_rustls_0_23(listener, tls_config)?,
+        None => http.listen(listener)?,
     };
     if config.workers > 0 {
         http = http.workers(config.workers);
@@ -132,6 +139,17 @@ impl RunningServer {
         });
         server.await
     }
+}
+
+/// The listening socket, as actix-web's own `bind` makes it: SO_REUSEADDR (a restart does not wait
+/// out the old connections' TIME_WAIT) and a backlog of 1024.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Sets up each accepted connection:
@@ -216,10 +234,18 @@ async fn websocket(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (format, reject) = match requested_format(&req) {
+    let (format, mut reject) = match requested_format(&req) {
         Ok(format) => (format, None),
         Err(reason) => (Format::Json, Some(reason.disconnect())),
     };
+    let certificate_user = req
+        .conn_data::<CertificateUser>()
+        .map(|user| user.0.clone());
+    // The handshake checked the certificate; without a name in it, it identifies nobody.
+    if state.certificate_required && certificate_user.is_none() {
+        reject =
+            Some(Disconnect::PERMISSION_DENIED.with_reason("the client certificate names no user"));
+    }
     let session = Session::new(
         state.sessions.clone(),
         state.registry.clone(),
@@ -227,9 +253,7 @@ async fn websocket(
         format,
         Peer {
             address: req.peer_addr().map(|a| a.ip()),
-            certificate_user: req
-                .conn_data::<crate::tls::CertificateUser>()
-                .map(|user| user.0.clone()),
+            certificate_user,
         },
         reject,
     );

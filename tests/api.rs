@@ -383,6 +383,12 @@ async fn publish_reaches_subscribers_of_both_formats() {
             .await,
         107
     );
+    // As for a client's publish, a publication carries something.
+    assert_eq!(
+        http.error("publish", json!({"channel": "chat:x", "data": null}))
+            .await,
+        107
+    );
     server.assert_no_panic();
 }
 

@@ -313,6 +313,40 @@ async fn mutual_tls_accepts_a_client_with_a_certificate_signed_by_the_ca() {
 }
 
 #[tokio::test]
+async fn mutual_tls_refuses_a_certificate_that_names_no_user() {
+    let pki = Pki::new();
+    let server = pki.server("required");
+    // Signed by the CA, but with no common name: it identifies nobody.
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &pki.ca.issuer).unwrap();
+    let nameless = Leaf { cert, key };
+    let url = url(&server, "wss", "localhost");
+    let mut ws = open_wss(&url, pki.client_config(Some(&nameless)))
+        .await
+        .expect("the TLS handshake passes");
+    let close = loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 3507);
+    assert_eq!(
+        close.reason.as_str(),
+        "the client certificate names no user"
+    );
+    server.assert_no_panic();
+}
+
+#[tokio::test]
 async fn mutual_tls_refuses_a_client_without_a_certificate() {
     let pki = Pki::new();
     let server = pki.server("required");

@@ -860,8 +860,10 @@ impl Handler<ClaimSession> for Registry {
                 Some(Slot::Parked { .. }) => self.remove(previous),
                 _ => {}
             }
-            // Its id moves to the new connection now; the old one only ends.
+            // Its id moves to the new connection now; the old one only ends (it is not parked
+            // for a resume: the session goes on here).
             if let Some(entry) = self.sessions.get_mut(&previous) {
+                entry.ticket = None;
                 entry.id = SessionId::random();
                 self.by_id.insert(entry.id.as_str().to_owned(), previous);
             }

@@ -12,6 +12,8 @@ use rpc_crypto_actors::router::Publish;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use rpc_crypto_proto::ErrorReply;
+
 use super::{ask, channel_options, ApiError, ApiMethod, ApiState, Empty};
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +27,11 @@ impl ApiMethod for PublishRequest {
     type Output = Empty;
 
     async fn apply(self, state: &ApiState) -> Result<Empty, ApiError> {
+        // As a client's publish: a publication carries something.
+        if self.data.get() == "null" {
+            let error = ErrorReply::BAD_REQUEST.with_message("data required");
+            return Err(ApiError::Method(error));
+        }
         publish(state, self.channel, compact(&self.data)).await?;
         Ok(Empty {})
     }

@@ -30,7 +30,8 @@ pub use keys::KeyError;
 use keys::Keys;
 
 /// How connection and subscription tokens are verified (the `[token]` config table). With no key
-/// at all, every token is refused (disconnect 3500) and only anonymous clients connect.
+/// at all, every token is refused (disconnect 3500); clients connect anonymously, with a client
+/// certificate, or with the key of a session a backend created.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {

@@ -24,6 +24,10 @@ impl Handler<Control> for Session {
                 {
                     return;
                 }
+                if self.subscriptions.len() >= self.config.client.channel_limit {
+                    log::warn!("server-side subscribe over client.channel_limit: not made");
+                    return;
+                }
                 let request = ChannelRequest {
                     channel: channel.clone(),
                     recover: None,

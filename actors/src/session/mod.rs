@@ -416,7 +416,8 @@ impl Session {
             self.received += 1;
         }
         // Pongs answer the server, and connect comes once: neither counts against the rate.
-        if command != Command::default() && command.connect.is_none() {
+        if command != Command::default() && command.connect.is_none() && self.state != State::Fresh
+        {
             match self.rate.check(std::time::Instant::now()) {
                 rate::Verdict::Run => {}
                 rate::Verdict::Refuse => {
