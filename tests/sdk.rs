@@ -52,3 +52,27 @@ fn the_official_js_sdk_recovers_missed_publications_after_a_reconnect() {
     assert!(stdout.contains("SDK recovery over json"), "{stdout}");
     assert!(stdout.contains("SDK recovery over protobuf"), "{stdout}");
 }
+
+/// The HS256 secret tests/node/token.test.js signs its tokens with.
+const TOKEN_SECRET: &str = "sdk-token-test-secret-of-at-least-32-bytes";
+
+#[test]
+fn the_official_js_sdk_refreshes_its_token_without_losing_subscriptions() {
+    // A session not refreshed by `exp` plus 1s would be closed with 3005.
+    let server = Server::start(&[
+        ("RPC_CRYPTO_TOKEN__HMAC_SECRET", TOKEN_SECRET),
+        ("RPC_CRYPTO_CLIENT__EXPIRED_CLOSE_DELAY", "1s"),
+    ]);
+    let stdout = run_node_test(&server, "token.test.js");
+    for format in ["json", "protobuf"] {
+        assert!(
+            stdout.contains(&format!("SDK token refresh over {format}")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("SDK expired token over {format}")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!("{format}: ")), "{stdout}");
+    }
+}

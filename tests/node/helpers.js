@@ -27,4 +27,22 @@ function withTimeout(promise, what, ms = 5000) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-module.exports = { formats, once, withTimeout };
+// Polls `condition` every 10 ms until it holds, or rejects at the deadline (and stops polling,
+// so a failing test ends instead of keeping node alive).
+function waitFor(condition, what, ms = 5000) {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (condition()) {
+        resolve();
+      } else if (Date.now() >= deadline) {
+        reject(new Error(`timed out waiting for ${what}`));
+      } else {
+        setTimeout(check, 10);
+      }
+    };
+    check();
+  });
+}
+
+module.exports = { formats, once, waitFor, withTimeout };

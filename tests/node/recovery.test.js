@@ -13,19 +13,7 @@ const WebSocket = require('ws');
 const url = process.env.RPC_CRYPTO_URL;
 assert.ok(url, 'RPC_CRYPTO_URL is set');
 
-const { formats, once, withTimeout } = require('./helpers');
-
-// Resolves once `condition()` holds, checking every 10 ms; rejects after `ms`.
-function waitFor(condition, what, ms = 5000) {
-  return withTimeout(
-    new Promise((resolve) => {
-      const check = () => (condition() ? resolve() : setTimeout(check, 10));
-      check();
-    }),
-    what,
-    ms,
-  );
-}
+const { formats, once, waitFor, withTimeout } = require('./helpers');
 
 // A TCP proxy in front of the server that can be taken down: down, it destroys every
 // connection it has and every new one at once, as a network failure would.
