@@ -8,6 +8,10 @@
 //! [`Publish`] too (notifications). A subscriber whose queue is full is detached from every
 //! channel and told to close with 3008; nobody else waits for it.
 //!
+//! Upstream follows demand: an exchange adapter registers with [`RegisterAdapter`], and the
+//! Router tells it ([`Demand`]) when a channel of its exchange (`<kind>:<exchange>:...`) gains its
+//! first subscriber, and when it has had none for the linger.
+//!
 //! History memory is bounded twice: per channel by its namespace (`history_size`, `history_ttl`)
 //! and in all by `[history] max_size`, past which the oldest publications of any channel go first.
 
@@ -207,6 +211,43 @@ pub struct Router {
     channels: HashMap<Arc<str>, Channel>,
     sessions: HashMap<SessionKey, SessionChannels>,
     budget: Budget,
+    /// Exchange adapters by exchange name.
+    adapters: HashMap<String, Recipient<Demand>>,
+    /// Channels an adapter was told to start, with when they were last seen without subscribers.
+    demanded: HashMap<Arc<str>, Option<Instant>>,
+    /// How long a channel stays started after its last subscriber left.
+    linger: Duration,
+}
+
+/// The Router's word to an exchange adapter about one of its channels.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum Demand {
+    /// The channel has its first subscriber: start its upstream stream.
+    Start { channel: String },
+    /// It has had no subscriber for the linger: stop it.
+    Stop { channel: String },
+}
+
+/// An exchange adapter asks to hear the demand for channels of `exchange`
+/// (`<kind>:<exchange>:<symbol>[:<arg>]`). Channels already subscribed get their Start at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterAdapter {
+    pub exchange: String,
+    pub demand: Recipient<Demand>,
+}
+
+/// How long an upstream stream outlives its last subscriber unless set otherwise: a client that
+/// reconnects or resubscribes within it finds the stream warm.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(30);
+
+/// The exchange a market channel belongs to: the second part of `<kind>:<exchange>:<rest>`.
+fn exchange_of(channel: &str) -> Option<&str> {
+    let mut parts = channel.splitn(3, ':');
+    let (_kind, exchange, _rest) = (parts.next()?, parts.next()?, parts.next()?);
+    (!exchange.is_empty() && !channel.starts_with('$') && !channel.contains('#'))
+        .then_some(exchange)
 }
 
 impl Router {
@@ -220,7 +261,55 @@ impl Router {
                 max_bytes: history_max_bytes,
                 ..Budget::default()
             },
+            adapters: HashMap::new(),
+            demanded: HashMap::new(),
+            linger: DEFAULT_LINGER,
         }
+    }
+
+    /// Sets how long an upstream stream outlives its last subscriber.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Tells the channel's adapter to start it, if it has one and was not told already.
+    fn demand(&mut self, channel: &Arc<str>) {
+        if let Some(idle) = self.demanded.get_mut(channel) {
+            *idle = None;
+            return;
+        }
+        let Some(adapter) = exchange_of(channel).and_then(|e| self.adapters.get(e)) else {
+            return;
+        };
+        adapter.do_send(Demand::Start {
+            channel: channel.to_string(),
+        });
+        self.demanded.insert(channel.clone(), None);
+    }
+
+    /// Stops the channels that have had no subscriber for the linger.
+    fn release_idle(&mut self, now: Instant) {
+        let (channels, adapters, linger) = (&self.channels, &self.adapters, self.linger);
+        self.demanded.retain(|name, idle| {
+            if channels
+                .get(name)
+                .is_some_and(|c| !c.subscribers.is_empty())
+            {
+                *idle = None;
+                return true;
+            }
+            let since = *idle.get_or_insert(now);
+            if now.duration_since(since) < linger {
+                return true;
+            }
+            if let Some(adapter) = exchange_of(name).and_then(|e| adapters.get(e)) {
+                adapter.do_send(Demand::Stop {
+                    channel: name.to_string(),
+                });
+            }
+            false
+        });
     }
 
     /// The channel's entry, created with its namespace's options.
@@ -379,7 +468,11 @@ impl Actor for Router {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(SWEEP_INTERVAL, |router, _| router.sweep(Instant::now()));
+        ctx.run_interval(SWEEP_INTERVAL, |router, _| {
+            let now = Instant::now();
+            router.sweep(now);
+            router.release_idle(now);
+        });
     }
 }
 
@@ -540,10 +633,31 @@ impl Handler<Subscribe> for Router {
                 outbox: msg.outbox.clone(),
                 wants_join_leave: request.join_leave,
             });
+            self.demand(&name);
             joined.push(name);
         }
         for name in joined {
             self.push_join_leave(&name, msg.key, &msg.client, true);
+        }
+    }
+}
+
+impl Handler<RegisterAdapter> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterAdapter, _: &mut Context<Self>) {
+        self.adapters.insert(msg.exchange.clone(), msg.demand);
+        let subscribed: Vec<Arc<str>> = self
+            .channels
+            .iter()
+            .filter(|(name, c)| {
+                !c.subscribers.is_empty() && exchange_of(name) == Some(msg.exchange.as_str())
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in subscribed {
+            self.demanded.remove(&name);
+            self.demand(&name);
         }
     }
 }
@@ -1009,5 +1123,78 @@ mod tests {
         // Four publications, room for three: the first one of `h:a` went.
         assert_eq!(offsets("h:a").await, vec![2]);
         assert_eq!(offsets("h:b").await, vec![1, 2]);
+    }
+
+    impl Handler<Demand> for Notes {
+        type Result = ();
+        fn handle(&mut self, msg: Demand, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(format!("{msg:?}"));
+        }
+    }
+
+    #[test]
+    fn market_channels_name_their_exchange() {
+        assert_eq!(exchange_of("ticker:sim:BTC/USDT"), Some("sim"));
+        assert_eq!(exchange_of("ohlcv:binance:BTC/USDT:1m"), Some("binance"));
+        assert_eq!(exchange_of("orders:sim#alice"), None);
+        assert_eq!(exchange_of("$book:sim:BTC/USDT"), None);
+        assert_eq!(exchange_of("chat:room"), None);
+        assert_eq!(exchange_of("notifications"), None);
+    }
+
+    #[actix::test]
+    async fn upstream_starts_with_the_first_subscriber_and_stops_after_the_linger() {
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let adapter = Notes(notes.clone()).start();
+        let sessions = Notes(Arc::new(Mutex::new(Vec::new()))).start();
+        let notify = SessionRecipients {
+            close: sessions.clone().recipient(),
+            refused: sessions.recipient(),
+        };
+        let linger = Duration::from_millis(1500);
+        let router = Router::new(rules(), 1 << 20).with_linger(linger).start();
+        let register = RegisterAdapter {
+            exchange: "sim".into(),
+            demand: adapter.recipient(),
+        };
+        router.send(register).await.unwrap();
+        let (queue, _stream) = outbox(Format::Json, 64, 1 << 16);
+        let request = ChannelRequest {
+            channel: "h:sim:BTC/USDT".into(),
+            ..ChannelRequest::default()
+        };
+        router
+            .send(subscribe(queue.clone(), notify.clone(), request.clone()))
+            .await
+            .unwrap();
+        let start = r#"Start { channel: "h:sim:BTC/USDT" }"#.to_owned();
+        assert_eq!(notes_after(&notes).await, vec![start.clone()]);
+        // A second subscriber, or one that comes back within the linger, starts nothing more.
+        let unsubscribe = || Unsubscribe {
+            key: 7,
+            channel: "h:sim:BTC/USDT".into(),
+            reply: Bytes::from_static(b"{}"),
+        };
+        router.send(unsubscribe()).await.unwrap();
+        actix::clock::sleep(Duration::from_millis(500)).await;
+        router
+            .send(subscribe(queue.clone(), notify.clone(), request))
+            .await
+            .unwrap();
+        router.send(unsubscribe()).await.unwrap();
+        let left = Instant::now();
+        actix::clock::sleep(linger / 2).await;
+        assert_eq!(notes.lock().unwrap().clone(), vec![start.clone()]);
+        // The sweep runs each second: the stop comes within the linger and one sweep.
+        while notes.lock().unwrap().len() < 2 {
+            assert!(
+                left.elapsed() < linger + SWEEP_INTERVAL * 2,
+                "no stop in time"
+            );
+            actix::clock::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(left.elapsed() >= linger);
+        let stop = r#"Stop { channel: "h:sim:BTC/USDT" }"#.to_owned();
+        assert_eq!(notes.lock().unwrap().clone(), vec![start, stop]);
     }
 }
