@@ -11,6 +11,7 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
 use bytes::Bytes;
+use rpc_crypto_actors::adapters::contract::Exchanges;
 use rpc_crypto_actors::auth::TokenVerifier;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
@@ -76,6 +77,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
             session: config.session.clone(),
             rules,
             tokens,
+            exchanges: Exchanges::default(),
         }),
         registry: registry.clone(),
         router: router.clone(),

@@ -16,6 +16,7 @@
 //! e.g. `commands/publish.rs` → `Router` (`Handler<Publish>`) → each subscriber's `Outbox` →
 //! that `Session` (`StreamHandler<OutboundFrame>`) → socket.
 
+pub mod adapters;
 pub mod auth;
 pub mod channel;
 pub mod history;

@@ -10,11 +10,15 @@
 //! - [`handshake`]: seed-001 version negotiation inside connect.
 //! - [`rpc`]: seed-001 RPC envelope: deadlines, streamed responses, status codes.
 //! - [`json`]: serde helpers that embed `bytes` fields as raw JSON.
+//! - [`ccxt`]: the ccxt unified structures (Market, Ticker, OrderBook, Trade, OHLCV, Order,
+//!   Balance), ccxt symbols and ccxt error kinds.
 
+pub mod ccxt;
 pub mod codec;
 pub mod codes;
 pub mod handshake;
 pub mod json;
+pub mod rates;
 pub mod rpc;
 
 /// The Centrifuge client protocol v2 (package `centrifugal.centrifuge.protocol`).

@@ -6,6 +6,8 @@
 //! | `session.close` | SessionClose: no answer; queued messages are flushed, then close 4500 |
 //! | `heartbeat` | `{"time": <unix ms>}` at once |
 //! | `channels.list` | streamed: items of up to 100 channel names, then the FIN reply |
+//! | `exchange.list` | the names of the exchanges this server runs |
+//! | `exchange.<ccxt method>` | the exchange adapter's answer (`session/exchange.rs`) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,12 +20,13 @@ use rpc_crypto_proto::{Disconnect, ErrorReply};
 
 use super::commands::report_send_error;
 use super::{Session, State};
+use crate::adapters::contract::ExchangeMethod;
 use crate::router::ListChannels;
 
 /// How long a call that names no deadline may run.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 /// Calls of one session that may wait on another actor at once; more get error 111.
-pub(super) const MAX_CALLS_IN_FLIGHT: usize = 16;
+pub(in crate::session) const MAX_CALLS_IN_FLIGHT: usize = 16;
 /// Channel names per streamed item of `channels.list`.
 const CHANNELS_PER_ITEM: usize = 100;
 
@@ -33,6 +36,10 @@ pub(super) enum Method {
     SessionClose,
     Heartbeat,
     ChannelsList,
+    /// `exchange.list`: the exchanges this server runs.
+    ExchangeList,
+    /// `exchange.<ccxt method>`, answered by the exchange's adapter.
+    Exchange(ExchangeMethod),
 }
 
 impl Method {
@@ -42,7 +49,8 @@ impl Method {
             "session.close" => Method::SessionClose,
             "heartbeat" => Method::Heartbeat,
             "channels.list" => Method::ChannelsList,
-            _ => return None,
+            "exchange.list" => Method::ExchangeList,
+            _ => Method::Exchange(ExchangeMethod::from_name(name.strip_prefix("exchange.")?)?),
         })
     }
 
@@ -53,6 +61,7 @@ impl Method {
         ctx: &mut WebsocketContext<Session>,
         id: Option<u32>,
         deadline: Option<Duration>,
+        data: &[u8],
     ) -> Result<(), Disconnect> {
         match self {
             Method::SessionStatus => {
@@ -77,6 +86,14 @@ impl Method {
                 answer(session, id, json_bytes(&serde_json::json!({ "time": now })))
             }
             Method::ChannelsList => list_channels(session, ctx, id, deadline),
+            Method::ExchangeList => {
+                let names: Vec<&str> = session.config.exchanges.names().collect();
+                answer(session, id, json_bytes(&serde_json::json!(names)))
+            }
+            Method::Exchange(method) => {
+                let deadline = deadline.unwrap_or(DEFAULT_DEADLINE);
+                super::exchange::call(session, ctx, id, method, data, deadline)
+            }
         }
     }
 }
@@ -85,7 +102,11 @@ fn json_bytes(value: &serde_json::Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("JSON values encode"))
 }
 
-fn answer(session: &mut Session, id: Option<u32>, data: Bytes) -> Result<(), Disconnect> {
+pub(in crate::session) fn answer(
+    session: &mut Session,
+    id: Option<u32>,
+    data: Bytes,
+) -> Result<(), Disconnect> {
     let Some(id) = id else { return Ok(()) };
     session.reply(Reply {
         id,
@@ -94,7 +115,11 @@ fn answer(session: &mut Session, id: Option<u32>, data: Bytes) -> Result<(), Dis
     })
 }
 
-fn fail(session: &mut Session, id: Option<u32>, error: ErrorReply) -> Result<(), Disconnect> {
+pub(in crate::session) fn fail(
+    session: &mut Session,
+    id: Option<u32>,
+    error: ErrorReply,
+) -> Result<(), Disconnect> {
     match id {
         Some(id) => session.reply_error(id, error),
         None => report_send_error(session, error),

@@ -14,6 +14,7 @@
 
 mod commands;
 mod control;
+mod exchange;
 mod identity;
 mod methods;
 mod rate;
@@ -31,6 +32,7 @@ use rpc_crypto_proto::codec::{decode_commands, encode_reply, ping_item};
 use rpc_crypto_proto::protocol::{Command, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
 
+use crate::adapters::contract::{Credentials, Exchanges};
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::outbox::{
@@ -55,6 +57,8 @@ pub struct SessionConfig {
     pub session: SessionSettings,
     pub rules: Arc<ChannelRules>,
     pub tokens: Arc<TokenVerifier>,
+    /// The exchanges this server runs, for `exchange.*` calls.
+    pub exchanges: Exchanges,
 }
 
 /// Everything a resumable session owns while it has no connection: held by the Registry, and
@@ -70,6 +74,7 @@ pub struct ParkedSession {
     format: Format,
     subscriptions: HashSet<String>,
     subscription_expiry: HashMap<String, u64>,
+    logins: HashMap<String, Credentials>,
     received: u64,
     outbox: Outbox,
     stream: OutboxStream,
@@ -100,6 +105,7 @@ impl ParkedSession {
             format,
             subscriptions: HashSet::new(),
             subscription_expiry: HashMap::new(),
+            logins: HashMap::new(),
             received: 0,
             outbox,
             stream,
@@ -175,6 +181,8 @@ pub struct Session {
     /// When subscriptions made with a subscription token end (unix seconds).
     subscription_expiry: HashMap<String, u64>,
     subscription_timers: HashMap<String, SpawnHandle>,
+    /// Credentials from `exchange.login`, by exchange. Never logged.
+    logins: HashMap<String, Credentials>,
     rate: rate::CommandRate,
     /// Commands read so far: the id of the last message received.
     received: u64,
@@ -234,6 +242,7 @@ impl Session {
             subscriptions: HashSet::new(),
             subscription_expiry: HashMap::new(),
             subscription_timers: HashMap::new(),
+            logins: HashMap::new(),
             received: 0,
             secret: None,
             park_on_stop: false,
@@ -315,6 +324,7 @@ impl Session {
             format: self.format,
             subscriptions: std::mem::take(&mut self.subscriptions),
             subscription_expiry: std::mem::take(&mut self.subscription_expiry),
+            logins: std::mem::take(&mut self.logins),
             received: self.received,
             outbox: self.outbox.clone(),
             stream,
@@ -333,6 +343,7 @@ impl Session {
         self.protocol_version = parked.protocol_version;
         self.subscriptions = parked.subscriptions;
         self.subscription_expiry = parked.subscription_expiry;
+        self.logins = parked.logins;
         self.received = parked.received;
         self.outbox = parked.outbox;
         self.stream.put(parked.stream);

@@ -20,5 +20,5 @@ pub(super) fn handle(
         Ok(deadline) => deadline,
         Err(error) => return session.reply_error(id, error),
     };
-    method.call(session, ctx, Some(id), deadline)
+    method.call(session, ctx, Some(id), deadline, &req.data)
 }

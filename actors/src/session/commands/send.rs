@@ -22,7 +22,7 @@ pub(super) fn handle(
         Some(name) => Method::from_name(name).ok_or(ErrorReply::METHOD_NOT_FOUND),
     };
     match method {
-        Ok(method) => method.call(session, ctx, None, None),
+        Ok(method) => method.call(session, ctx, None, None, &req.data),
         Err(error) => report(session, error),
     }
 }
