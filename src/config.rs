@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use rpc_crypto_actors::adapters::rates::RatesSettings;
+use rpc_crypto_actors::adapters::sim::exchange::SimSettings;
 use rpc_crypto_actors::auth::TokenSettings;
 use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules, Namespace};
 use rpc_crypto_actors::settings::{
@@ -32,6 +34,9 @@ pub struct Config {
     /// How long shutdown waits for sessions to flush their queues before it stops anyway.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// How long an exchange keeps streaming a channel after its last subscriber left.
+    #[serde(with = "duration")]
+    pub upstream_linger: Duration,
     pub client: ClientSettings,
     pub limits: SessionLimits,
     /// Sessions that outlive their connection (resume).
@@ -47,6 +52,10 @@ pub struct Config {
     pub api: ApiSettings,
     /// TLS for the listener.
     pub tls: TlsSettings,
+    /// The built-in paper-trading exchange.
+    pub sim: SimSettings,
+    /// Fiat exchange rates (`rates:ecb:EUR/USD`).
+    pub rates: RatesSettings,
 }
 
 /// The `[api]` table: the server HTTP API (`POST /api/<method>`).
@@ -76,6 +85,16 @@ impl Default for Config {
             name: name.to_owned(),
             options: read_only.clone(),
         });
+        // A user's private streams of the sim exchange (`orders:sim#alice`): users only, each
+        // in the channels named for them, with the same recovery as market data.
+        let private = ["orders", "balance", "mytrades"].map(|name| Namespace {
+            name: name.to_owned(),
+            options: ChannelOptions {
+                allow_subscribe_for_anonymous: false,
+                allow_history_for_anonymous: false,
+                ..read_only.clone()
+            },
+        });
         // Anything beyond reading market data needs a user (a token): the sandbox is for them.
         let sandbox = Namespace {
             name: "sandbox".to_owned(),
@@ -93,15 +112,18 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             workers: 0,
             shutdown_timeout: Duration::from_secs(10),
+            upstream_linger: rpc_crypto_actors::router::DEFAULT_LINGER,
             client: ClientSettings::default(),
             limits: SessionLimits::default(),
             session: SessionSettings::default(),
             history: HistorySettings::default(),
             channel: ChannelOptions::default(),
-            namespaces: market.into_iter().chain([sandbox]).collect(),
+            namespaces: market.into_iter().chain(private).chain([sandbox]).collect(),
             token: TokenSettings::default(),
             api: ApiSettings::default(),
             tls: TlsSettings::default(),
+            sim: SimSettings::default(),
+            rates: RatesSettings::default(),
         }
     }
 }
@@ -180,6 +202,7 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("namespace `{}`: {e}", ns.name)))?;
         }
         self.token.check().map_err(ConfigError::Invalid)?;
+        self.sim.check().map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for ns in &self.namespaces {
             if ns.name.is_empty() || ns.name.contains([':', '$', '#']) || !names.insert(&ns.name) {

@@ -4,6 +4,7 @@
 //! format is chosen here (subprotocol `centrifuge-protobuf` or `?cf_protocol=`). `GET /health`
 //! answers 200 while the server runs.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,10 +13,12 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
 use bytes::Bytes;
 use rpc_crypto_actors::adapters::contract::Exchanges;
+use rpc_crypto_actors::adapters::rates::{self, RatesAdapter, RatesSource};
+use rpc_crypto_actors::adapters::sim::exchange::{self as sim, SimExchange};
 use rpc_crypto_actors::auth::TokenVerifier;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
-use rpc_crypto_actors::router::{Publish, Router};
+use rpc_crypto_actors::router::{Publish, RegisterAdapter, Router};
 use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
 use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::{Disconnect, Format};
@@ -57,13 +60,35 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
     // Bound before any actor starts: an actor dropped on the way out of a failed start panics.
     let listener = listen(config.listen)?;
     let rules = Arc::new(config.channel_rules());
-    let router = Router::new(rules.clone(), config.history.max_size).start();
+    let router = Router::new(rules.clone(), config.history.max_size)
+        .with_linger(config.upstream_linger)
+        .start();
     let registry = Registry::new(
         config.limits.clone(),
         config.session.clone(),
         router.clone().recipient(),
     )
     .start();
+    let mut adapters = BTreeMap::new();
+    if config.sim.enabled {
+        let sim = SimExchange::new(config.sim.clone(), router.clone().recipient())
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?
+            .start();
+        router.do_send(RegisterAdapter {
+            exchange: sim::NAME.to_owned(),
+            demand: sim.clone().recipient(),
+        });
+        adapters.insert(sim::NAME.to_owned(), sim.recipient());
+    }
+    let exchanges = Exchanges::new(adapters);
+    let rates = (config.rates.source != RatesSource::Off).then(|| {
+        let adapter = RatesAdapter::new(config.rates.clone(), router.clone().recipient()).start();
+        router.do_send(RegisterAdapter {
+            exchange: rates::EXCHANGE.to_owned(),
+            demand: adapter.clone().recipient(),
+        });
+        adapter.recipient()
+    });
     let api = web::Data::new(ApiState {
         key: config.api.key.clone(),
         registry: registry.clone(),
@@ -77,7 +102,8 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
             session: config.session.clone(),
             rules,
             tokens,
-            exchanges: Exchanges::default(),
+            exchanges,
+            rates,
         }),
         registry: registry.clone(),
         router: router.clone(),

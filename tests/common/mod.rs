@@ -39,6 +39,16 @@ pub struct Server {
 impl Server {
     /// Starts the server with the test namespaces and `env` on top.
     pub fn start(env: &[(&str, &str)]) -> Server {
+        Self::spawn(env, Some(TEST_NAMESPACES))
+    }
+
+    /// Starts the server with the embedded default's namespaces (the market channels, the
+    /// private `orders`/`balance`/`mytrades`, `sandbox`) and `env` on top.
+    pub fn start_default(env: &[(&str, &str)]) -> Server {
+        Self::spawn(env, None)
+    }
+
+    fn spawn(env: &[(&str, &str)], namespaces: Option<&str>) -> Server {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log =
@@ -50,11 +60,13 @@ impl Server {
             .env("RUST_LOG", "warn")
             .env("RPC_CRYPTO_LISTEN", "127.0.0.1:0")
             .env("RPC_CRYPTO_WORKERS", "2")
-            .env("RPC_CRYPTO_NAMESPACES", TEST_NAMESPACES)
             // Test publishers send as fast as they can; tests/auth.rs sets its own rate.
             .env("RPC_CRYPTO_CLIENT__COMMAND_RATE", "0")
             .stdout(Stdio::piped())
             .stderr(stderr);
+        if let Some(namespaces) = namespaces {
+            process.env("RPC_CRYPTO_NAMESPACES", namespaces);
+        }
         for (key, value) in env {
             process.env(key, value);
         }

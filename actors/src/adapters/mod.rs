@@ -2,4 +2,5 @@
 //! exchange; [`contract`] is what every adapter answers.
 
 pub mod contract;
+pub mod rates;
 pub mod sim;

@@ -7,6 +7,7 @@
 //! | `heartbeat` | `{"time": <unix ms>}` at once |
 //! | `channels.list` | streamed: items of up to 100 channel names, then the FIN reply |
 //! | `exchange.list` | the names of the exchanges this server runs |
+//! | `rates.fetch` | a fiat rate, `{"symbol": "USD/JPY"}`, as its `rates:ecb:USD/JPY` message |
 //! | `exchange.<ccxt method>` | the exchange adapter's answer (`session/exchange.rs`) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +22,7 @@ use rpc_crypto_proto::{Disconnect, ErrorReply};
 use super::commands::report_send_error;
 use super::{Session, State};
 use crate::adapters::contract::ExchangeMethod;
+use crate::adapters::rates::FetchRate;
 use crate::router::ListChannels;
 
 /// How long a call that names no deadline may run.
@@ -40,6 +42,8 @@ pub(super) enum Method {
     ExchangeList,
     /// `exchange.<ccxt method>`, answered by the exchange's adapter.
     Exchange(ExchangeMethod),
+    /// `rates.fetch`: a fiat rate, `{"symbol": "USD/JPY"}`.
+    RatesFetch,
 }
 
 impl Method {
@@ -50,6 +54,7 @@ impl Method {
             "heartbeat" => Method::Heartbeat,
             "channels.list" => Method::ChannelsList,
             "exchange.list" => Method::ExchangeList,
+            "rates.fetch" => Method::RatesFetch,
             _ => Method::Exchange(ExchangeMethod::from_name(name.strip_prefix("exchange.")?)?),
         })
     }
@@ -90,6 +95,7 @@ impl Method {
                 let names: Vec<&str> = session.config.exchanges.names().collect();
                 answer(session, id, json_bytes(&serde_json::json!(names)))
             }
+            Method::RatesFetch => fetch_rate(session, ctx, id, data, deadline),
             Method::Exchange(method) => {
                 let deadline = deadline.unwrap_or(DEFAULT_DEADLINE);
                 super::exchange::call(session, ctx, id, method, data, deadline)
@@ -145,6 +151,54 @@ fn list_channels(
         }
         let outcome = match result {
             Ok(Ok(names)) => stream_names(act, id, &names),
+            Ok(Err(_)) => fail(act, id, ErrorReply::INTERNAL),
+            Err(_elapsed) => fail(act, id, ErrorReply::DEADLINE_EXCEEDED),
+        };
+        if let Err(disconnect) = outcome {
+            let flush = disconnect != Disconnect::SLOW;
+            act.close(ctx, disconnect, flush);
+        }
+    }));
+    Ok(())
+}
+
+/// `rates.fetch`: asks the rates adapter for one pair.
+fn fetch_rate(
+    session: &mut Session,
+    ctx: &mut WebsocketContext<Session>,
+    id: Option<u32>,
+    data: &[u8],
+    deadline: Option<Duration>,
+) -> Result<(), Disconnect> {
+    let Some(rates) = session.config.rates.clone() else {
+        let error = ErrorReply::NOT_AVAILABLE.with_message("this server keeps no fiat rates");
+        return fail(session, id, error);
+    };
+    let symbol = serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| v.get("symbol")?.as_str().map(str::to_owned));
+    let Some((base, quote)) = symbol.as_deref().and_then(|s| s.split_once('/')) else {
+        let error =
+            ErrorReply::BAD_REQUEST.with_message("rates.fetch takes {\"symbol\": \"BASE/QUOTE\"}");
+        return fail(session, id, error);
+    };
+    if session.calls_in_flight >= MAX_CALLS_IN_FLIGHT {
+        return fail(session, id, ErrorReply::TOO_MANY_REQUESTS);
+    }
+    session.calls_in_flight += 1;
+    let request = rates.send(FetchRate {
+        base: base.to_owned(),
+        quote: quote.to_owned(),
+    });
+    let call = tokio::time::timeout(deadline.unwrap_or(DEFAULT_DEADLINE), request);
+    ctx.spawn(call.into_actor(session).map(move |result, act, ctx| {
+        act.calls_in_flight -= 1;
+        if act.state == State::Closing {
+            return;
+        }
+        let outcome = match result {
+            Ok(Ok(Ok(data))) => answer(act, id, data),
+            Ok(Ok(Err(error))) => fail(act, id, error.to_reply()),
             Ok(Err(_)) => fail(act, id, ErrorReply::INTERNAL),
             Err(_elapsed) => fail(act, id, ErrorReply::DEADLINE_EXCEEDED),
         };

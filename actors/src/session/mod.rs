@@ -33,6 +33,7 @@ use rpc_crypto_proto::protocol::{Command, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
 
 use crate::adapters::contract::{Credentials, Exchanges};
+use crate::adapters::rates::FetchRate;
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::outbox::{
@@ -59,6 +60,8 @@ pub struct SessionConfig {
     pub tokens: Arc<TokenVerifier>,
     /// The exchanges this server runs, for `exchange.*` calls.
     pub exchanges: Exchanges,
+    /// The fiat rates adapter, for `rates.fetch` (none when rates are off).
+    pub rates: Option<Recipient<FetchRate>>,
 }
 
 /// Everything a resumable session owns while it has no connection: held by the Registry, and

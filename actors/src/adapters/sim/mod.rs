@@ -8,4 +8,5 @@
 pub mod accounts;
 pub mod convert;
 pub mod engine;
+pub mod exchange;
 pub mod stats;
