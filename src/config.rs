@@ -95,6 +95,11 @@ impl Default for Config {
                 ..read_only.clone()
             },
         });
+        // The server's own figures (`$sys:stats`): private, for those the backend grants them.
+        let sys = Namespace {
+            name: "sys".to_owned(),
+            options: ChannelOptions::default(),
+        };
         // Anything beyond reading market data needs a user (a token): the sandbox is for them.
         let sandbox = Namespace {
             name: "sandbox".to_owned(),
@@ -118,7 +123,11 @@ impl Default for Config {
             session: SessionSettings::default(),
             history: HistorySettings::default(),
             channel: ChannelOptions::default(),
-            namespaces: market.into_iter().chain(private).chain([sandbox]).collect(),
+            namespaces: market
+                .into_iter()
+                .chain(private)
+                .chain([sys, sandbox])
+                .collect(),
             token: TokenSettings::default(),
             api: ApiSettings::default(),
             tls: TlsSettings::default(),

@@ -20,12 +20,16 @@ use rpc_crypto_actors::channel::NOTIFICATIONS;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
 use rpc_crypto_actors::router::{Publish, RegisterAdapter, Router};
 use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
+use rpc_crypto_actors::stats::SysStats;
 use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::{Disconnect, Format};
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::tls::{CertificateUser, ClientAuth};
+
+/// How often the server's figures go to `$sys:stats`.
+const SYS_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The path every Centrifuge SDK connects to.
 pub const WEBSOCKET_PATH: &str = "/connection/websocket";
@@ -81,6 +85,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         adapters.insert(sim::NAME.to_owned(), sim.recipient());
     }
     let exchanges = Exchanges::new(adapters);
+    SysStats::new(registry.clone(), router.clone(), SYS_STATS_INTERVAL).start();
     let rates = (config.rates.source != RatesSource::Off).then(|| {
         let adapter = RatesAdapter::new(config.rates.clone(), router.clone().recipient()).start();
         router.do_send(RegisterAdapter {

@@ -732,3 +732,56 @@ async fn fiat_rates_stream_on_their_channels_and_answer_rates_fetch() {
     assert_eq!(error_code(&malformed), 107);
     server.assert_no_panic();
 }
+
+#[tokio::test]
+async fn sys_stats_are_for_admins_with_a_grant() {
+    let server = Server::start_default(&[("RPC_CRYPTO_TOKEN__HMAC_SECRET", SECRET)]);
+    let mut anonymous = client(&server, "").await;
+    assert_eq!(
+        error_code(&anonymous.call(subscribe(2, "$sys:stats")).await),
+        103
+    );
+    let mut user = client(&server, "alice").await;
+    assert_eq!(
+        error_code(&user.call(subscribe(2, "$sys:stats")).await),
+        103
+    );
+
+    let grant = sign_hs256(
+        SECRET.as_bytes(),
+        &json!({"sub": "admin", "channel": "$sys:stats", "exp": unix_now() + 600}),
+    );
+    let mut admin = client(&server, "admin").await;
+    let reply = admin
+        .call(rpc_crypto_proto::protocol::Command {
+            id: 2,
+            subscribe: Some(rpc_crypto_proto::protocol::SubscribeRequest {
+                channel: "$sys:stats".into(),
+                token: grant,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert!(reply.subscribe.is_some(), "{reply:?}");
+    let mut figures = Vec::new();
+    while figures.len() < 2 {
+        let (channel, data) = publication(&admin.next_item().await);
+        assert_eq!(channel, "$sys:stats");
+        figures.push(data);
+    }
+    let last = &figures[1];
+    for field in [
+        "sessions",
+        "users",
+        "channels",
+        "subscriptions",
+        "messages_in_per_second",
+        "messages_out_per_second",
+    ] {
+        assert!(last[field].is_number(), "{field}: {last}");
+    }
+    assert_eq!(last["sessions"], 3);
+    assert_eq!(last["users"], 2);
+    server.assert_no_panic();
+}

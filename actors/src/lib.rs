@@ -10,6 +10,9 @@
 //! - [`outbox`]: the bounded per-session queue between the Router and a Session.
 //! - [`channel`]: channel names, namespaces and their permissions and options.
 //! - [`history`]: a channel's recent publications at their stream positions (offset, epoch).
+//! - [`stats`]: the server's own figures on `$sys:stats`.
+//! - [`adapters`]: the exchange adapters (`sim`, fiat `rates`) and the contract they answer.
+//! - [`auth`]: connection and subscription tokens (JWT).
 //! - [`settings`]: the settings the actors run with (the `[client]` and `[limits]` config tables).
 //!
 //! A message's path: socket → `Session` (`StreamHandler<ws::Message>`) → `commands::dispatch` →
@@ -25,3 +28,4 @@ pub mod registry;
 pub mod router;
 pub mod session;
 pub mod settings;
+pub mod stats;

@@ -217,6 +217,9 @@ pub struct Router {
     demanded: HashMap<Arc<str>, Option<Instant>>,
     /// How long a channel stays started after its last subscriber left.
     linger: Duration,
+    /// Publications received and items queued to subscribers, since the start.
+    published: u64,
+    delivered: u64,
 }
 
 /// The Router's word to an exchange adapter about one of its channels.
@@ -264,6 +267,8 @@ impl Router {
             adapters: HashMap::new(),
             demanded: HashMap::new(),
             linger: DEFAULT_LINGER,
+            published: 0,
+            delivered: 0,
         }
     }
 
@@ -741,6 +746,7 @@ impl Handler<Publish> for Router {
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let now = Instant::now();
+        self.published += 1;
         let keeps_history = match self.channels.get(msg.channel.as_str()) {
             Some(channel) => channel.options.history().is_some(),
             // No subscriber and no stream: only a channel with history has anything to do.
@@ -790,6 +796,7 @@ impl Handler<Publish> for Router {
                 failed.push((subscriber.key, error));
             }
         }
+        self.delivered += (channel.subscribers.len() - failed.len()) as u64;
         for (key, error) in failed {
             self.drop_subscriber(key, error);
         }
@@ -884,6 +891,10 @@ pub struct RouterInfo {
     /// Publications kept in history, and their bytes (as counted against `[history] max_size`).
     pub history_publications: usize,
     pub history_bytes: usize,
+    /// Publications received since the start (messages in).
+    pub published: u64,
+    /// Publications queued to subscribers since the start (messages out).
+    pub delivered: u64,
 }
 
 impl Handler<GetRouterInfo> for Router {
@@ -895,6 +906,8 @@ impl Handler<GetRouterInfo> for Router {
             subscriptions: self.channels.values().map(|c| c.subscribers.len()).sum(),
             history_publications: self.budget.kept,
             history_bytes: self.budget.used,
+            published: self.published,
+            delivered: self.delivered,
         }
     }
 }
