@@ -34,7 +34,8 @@ SERVER_PID=
 cat > "$OUT/rpc-crypto.toml" <<'TOML'
 # rpc-crypto as benchmarked: one worker, pings off (NATS and Mosquitto ping every few minutes,
 # far apart from these runs), no session or command-rate limits (one publisher connection sends
-# up to 64,000 msg/s; the peers limit neither), and a namespace anyone may publish to.
+# up to 64,000 msg/s; the peers limit neither), no built-in exchange or rates, and a namespace
+# anyone may publish to.
 listen = "127.0.0.1:8100"
 workers = 1
 [client]
@@ -44,6 +45,11 @@ command_rate = 0
 max_sessions = 0
 max_sessions_per_address = 0
 max_sessions_per_user = 0
+# No market data of its own: the peers have none either.
+[sim]
+enabled = false
+[rates]
+source = "off"
 [[namespaces]]
 name = "bench"
 allow_subscribe_for_client = true
