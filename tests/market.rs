@@ -783,5 +783,7 @@ async fn sys_stats_are_for_admins_with_a_grant() {
     }
     assert_eq!(last["sessions"], 3);
     assert_eq!(last["users"], 2);
+    // Adapter health: what each adapter last announced on `notifications`.
+    assert_eq!(last["adapters"], json!({"sim": "up", "ecb": "up"}), "{last}");
     server.assert_no_panic();
 }

@@ -15,7 +15,7 @@
 //! History memory is bounded twice: per channel by its namespace (`history_size`, `history_ttl`)
 //! and in all by `[history] max_size`, past which the oldest publications of any channel go first.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use rpc_crypto_proto::protocol::{
 };
 use rpc_crypto_proto::ErrorReply;
 
-use crate::channel::{is_listable, ChannelOptions, ChannelRules};
+use crate::channel::{is_listable, ChannelOptions, ChannelRules, NOTIFICATIONS};
 use crate::history::{Entry, Query, Stream, ENTRY_OVERHEAD};
 use crate::outbox::{Outbox, PushError};
 use crate::registry::{CloseSession, SessionKey};
@@ -220,6 +220,8 @@ pub struct Router {
     /// Publications received and items queued to subscribers, since the start.
     published: u64,
     delivered: u64,
+    /// The last status each adapter announced on `notifications` (`{"type":"adapter",...}`).
+    adapter_health: BTreeMap<String, serde_json::Value>,
 }
 
 /// The Router's word to an exchange adapter about one of its channels.
@@ -269,6 +271,7 @@ impl Router {
             linger: DEFAULT_LINGER,
             published: 0,
             delivered: 0,
+            adapter_health: BTreeMap::new(),
         }
     }
 
@@ -276,6 +279,23 @@ impl Router {
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
+    }
+
+    /// Keeps an adapter's status announcement (notifications are the adapters' health bus) for
+    /// `$sys:stats`.
+    fn note_adapter_health(&mut self, data: &[u8]) {
+        let Ok(serde_json::Value::Object(notice)) = serde_json::from_slice(data) else {
+            return;
+        };
+        if notice.get("type").and_then(|t| t.as_str()) != Some("adapter") {
+            return;
+        }
+        if let Some(exchange) = notice.get("exchange").and_then(|e| e.as_str()) {
+            // Bounded by the adapters there are: only they announce themselves.
+            let exchange = exchange.to_owned();
+            self.adapter_health
+                .insert(exchange, serde_json::Value::Object(notice));
+        }
     }
 
     /// Tells the channel's adapter to start it, if it has one and was not told already.
@@ -747,6 +767,9 @@ impl Handler<Publish> for Router {
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let now = Instant::now();
         self.published += 1;
+        if msg.channel == NOTIFICATIONS {
+            self.note_adapter_health(&msg.data);
+        }
         let keeps_history = match self.channels.get(msg.channel.as_str()) {
             Some(channel) => channel.options.history().is_some(),
             // No subscriber and no stream: only a channel with history has anything to do.
@@ -882,7 +905,7 @@ impl Handler<ListAllChannels> for Router {
 #[rtype(result = "RouterInfo")]
 pub struct GetRouterInfo;
 
-#[derive(Debug, Clone, Copy, serde::Serialize, MessageResponse)]
+#[derive(Debug, Clone, serde::Serialize, MessageResponse)]
 pub struct RouterInfo {
     /// Channels with a subscriber or a kept stream position.
     pub channels: usize,
@@ -895,6 +918,8 @@ pub struct RouterInfo {
     pub published: u64,
     /// Publications queued to subscribers since the start (messages out).
     pub delivered: u64,
+    /// Each adapter's last status announcement, by exchange.
+    pub adapters: BTreeMap<String, serde_json::Value>,
 }
 
 impl Handler<GetRouterInfo> for Router {
@@ -908,6 +933,7 @@ impl Handler<GetRouterInfo> for Router {
             history_bytes: self.budget.used,
             published: self.published,
             delivered: self.delivered,
+            adapters: self.adapter_health.clone(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Inter-process messages: the server's own figures, published every second on `$sys:stats`
-//! (sessions, users, channels, messages in and out per second). `$sys:` channels are private: an
+//! (sessions, users, channels, messages in and out per second, and each exchange adapter's last
+//! announced status). `$sys:` channels are private: an
 //! admin reads them with a subscription token (or a connection token that lists the channel),
 //! which the application's backend gives only to its admins.
 
@@ -85,6 +86,9 @@ impl Actor for SysStats {
                     "messages_out_per_second": messages_out.round(),
                     "messages_in": channels.published,
                     "messages_out": channels.delivered,
+                    "adapters": channels.adapters.iter()
+                        .map(|(name, notice)| (name.clone(), notice.get("status").cloned().unwrap_or_default()))
+                        .collect::<serde_json::Map<_, _>>(),
                 });
                 stats.router.do_send(Publish {
                     channel: SYS_STATS.to_owned(),
