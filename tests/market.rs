@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rpc_crypto_actors::auth::sign_hs256;
+use rpc_crypto_proto::ccxt::fields;
 use rpc_crypto_proto::codec::Format;
 use rpc_crypto_proto::protocol::Reply;
 use serde_json::{json, Value};
@@ -64,69 +65,6 @@ fn set(names: &[&'static str]) -> HashSet<&'static str> {
     names.iter().copied().collect()
 }
 
-const TICKER: &[&str] = &[
-    "symbol",
-    "timestamp",
-    "datetime",
-    "high",
-    "low",
-    "bid",
-    "bidVolume",
-    "ask",
-    "askVolume",
-    "vwap",
-    "open",
-    "close",
-    "last",
-    "previousClose",
-    "change",
-    "percentage",
-    "average",
-    "baseVolume",
-    "quoteVolume",
-    "info",
-];
-const TRADE: &[&str] = &[
-    "id",
-    "timestamp",
-    "datetime",
-    "symbol",
-    "order",
-    "type",
-    "side",
-    "takerOrMaker",
-    "price",
-    "amount",
-    "cost",
-    "fee",
-    "fees",
-    "info",
-];
-const ORDER: &[&str] = &[
-    "id",
-    "clientOrderId",
-    "timestamp",
-    "datetime",
-    "lastTradeTimestamp",
-    "status",
-    "symbol",
-    "type",
-    "timeInForce",
-    "side",
-    "price",
-    "average",
-    "amount",
-    "filled",
-    "remaining",
-    "cost",
-    "trades",
-    "fee",
-    "triggerPrice",
-    "reduceOnly",
-    "postOnly",
-    "info",
-];
-
 #[tokio::test]
 async fn market_channels_deliver_ccxt_messages_within_a_second() {
     let server = Server::start_default(&[]);
@@ -165,7 +103,7 @@ async fn market_channels_deliver_ccxt_messages_within_a_second() {
     let data = |i: usize| first[i].as_ref().unwrap().1.clone();
 
     let ticker = data(0);
-    assert_eq!(keys(&ticker), set(TICKER));
+    assert_eq!(keys(&ticker), set(fields::TICKER_FIELDS));
     assert_eq!(ticker["symbol"], "BTC/USDT");
     let (bid, ask) = (
         ticker["bid"].as_f64().unwrap(),
@@ -176,10 +114,7 @@ async fn market_channels_deliver_ccxt_messages_within_a_second() {
     assert!(ticker["datetime"].as_str().unwrap().ends_with('Z'));
 
     let book = data(1);
-    assert_eq!(
-        keys(&book),
-        set(&["symbol", "bids", "asks", "timestamp", "datetime", "nonce"])
-    );
+    assert_eq!(keys(&book), set(fields::ORDER_BOOK_FIELDS));
     let side = |name: &str| -> Vec<f64> {
         book[name]
             .as_array()
@@ -201,7 +136,7 @@ async fn market_channels_deliver_ccxt_messages_within_a_second() {
     assert!(bids[0] < asks[0], "not crossed");
 
     let trade = data(2);
-    assert_eq!(keys(&trade), set(TRADE));
+    assert_eq!(keys(&trade), set(fields::TRADE_FIELDS));
     let (price, amount) = (
         trade["price"].as_f64().unwrap(),
         trade["amount"].as_f64().unwrap(),
@@ -315,7 +250,7 @@ async fn paper_trading_places_fills_partially_and_cancels_with_private_pushes() 
     )
     .await
     .unwrap();
-    assert_eq!(keys(&placed), set(ORDER));
+    assert_eq!(keys(&placed), set(fields::ORDER_FIELDS));
     assert_eq!(
         (placed["status"].as_str(), placed["filled"].as_f64()),
         (Some("open"), Some(0.0))
@@ -371,7 +306,7 @@ async fn paper_trading_places_fills_partially_and_cancels_with_private_pushes() 
     assert!(orders.iter().all(|o| o["id"] == id.as_str()));
     let fills = of("mytrades");
     assert_eq!(fills.len(), 1, "{fills:?}");
-    assert_eq!(keys(&fills[0]), set(TRADE));
+    assert_eq!(keys(&fills[0]), set(fields::TRADE_FIELDS));
     assert_eq!(fills[0]["takerOrMaker"], "maker");
     assert_eq!(fills[0]["amount"], 0.004);
     assert_eq!(fills[0]["fee"]["currency"], "USDT");
@@ -784,6 +719,10 @@ async fn sys_stats_are_for_admins_with_a_grant() {
     assert_eq!(last["sessions"], 3);
     assert_eq!(last["users"], 2);
     // Adapter health: what each adapter last announced on `notifications`.
-    assert_eq!(last["adapters"], json!({"sim": "up", "ecb": "up"}), "{last}");
+    assert_eq!(
+        last["adapters"],
+        json!({"sim": "up", "ecb": "up"}),
+        "{last}"
+    );
     server.assert_no_panic();
 }

@@ -115,6 +115,7 @@ macro_rules! string_enum {
 
 mod balance;
 mod error;
+pub mod fields;
 mod info;
 mod market;
 mod ohlcv;

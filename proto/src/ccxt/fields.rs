@@ -1,0 +1,107 @@
+//! The field names of each ccxt unified structure, as the ccxt Manual lists them: what a
+//! structure's JSON must have, no more and no less. The model's tests check its serialization
+//! against them, and the adapters' tests check what they publish.
+
+pub const MARKET_FIELDS: &[&str] = &[
+    "id",
+    "symbol",
+    "base",
+    "quote",
+    "baseId",
+    "quoteId",
+    "active",
+    "type",
+    "spot",
+    "margin",
+    "swap",
+    "future",
+    "option",
+    "contract",
+    "settle",
+    "settleId",
+    "contractSize",
+    "linear",
+    "inverse",
+    "expiry",
+    "expiryDatetime",
+    "strike",
+    "optionType",
+    "taker",
+    "maker",
+    "percentage",
+    "tierBased",
+    "feeSide",
+    "precision",
+    "limits",
+    "info",
+];
+pub const PRECISION_FIELDS: &[&str] = &["price", "amount", "cost"];
+pub const LIMITS_FIELDS: &[&str] = &["amount", "price", "cost", "leverage"];
+pub const MINMAX_FIELDS: &[&str] = &["min", "max"];
+pub const TICKER_FIELDS: &[&str] = &[
+    "symbol",
+    "timestamp",
+    "datetime",
+    "high",
+    "low",
+    "bid",
+    "bidVolume",
+    "ask",
+    "askVolume",
+    "vwap",
+    "open",
+    "close",
+    "last",
+    "previousClose",
+    "change",
+    "percentage",
+    "average",
+    "baseVolume",
+    "quoteVolume",
+    "info",
+];
+pub const ORDER_BOOK_FIELDS: &[&str] =
+    &["symbol", "bids", "asks", "timestamp", "datetime", "nonce"];
+pub const TRADE_FIELDS: &[&str] = &[
+    "id",
+    "timestamp",
+    "datetime",
+    "symbol",
+    "order",
+    "type",
+    "side",
+    "takerOrMaker",
+    "price",
+    "amount",
+    "cost",
+    "fee",
+    "fees",
+    "info",
+];
+pub const FEE_FIELDS: &[&str] = &["cost", "currency", "rate"];
+pub const ORDER_FIELDS: &[&str] = &[
+    "id",
+    "clientOrderId",
+    "timestamp",
+    "datetime",
+    "lastTradeTimestamp",
+    "status",
+    "symbol",
+    "type",
+    "timeInForce",
+    "side",
+    "price",
+    "average",
+    "amount",
+    "filled",
+    "remaining",
+    "cost",
+    "trades",
+    "fee",
+    "triggerPrice",
+    "reduceOnly",
+    "postOnly",
+    "info",
+];
+pub const BALANCE_FIELDS: &[&str] = &["info", "timestamp", "datetime", "free", "used", "total"];
+pub const ACCOUNT_FIELDS: &[&str] = &["free", "used", "total"];
