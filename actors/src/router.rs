@@ -766,7 +766,9 @@ impl Handler<Publish> for Router {
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let now = Instant::now();
-        self.published += 1;
+        // The server's own figures are not traffic they should count.
+        let counted = !msg.channel.starts_with("$sys:");
+        self.published += u64::from(counted);
         if msg.channel == NOTIFICATIONS {
             self.note_adapter_health(&msg.data);
         }
@@ -819,7 +821,9 @@ impl Handler<Publish> for Router {
                 failed.push((subscriber.key, error));
             }
         }
-        self.delivered += (channel.subscribers.len() - failed.len()) as u64;
+        if counted {
+            self.delivered += (channel.subscribers.len() - failed.len()) as u64;
+        }
         for (key, error) in failed {
             self.drop_subscriber(key, error);
         }

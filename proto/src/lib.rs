@@ -12,6 +12,8 @@
 //! - [`json`]: serde helpers that embed `bytes` fields as raw JSON.
 //! - [`ccxt`]: the ccxt unified structures (Market, Ticker, OrderBook, Trade, OHLCV, Order,
 //!   Balance), ccxt symbols and ccxt error kinds.
+//! - [`rates`]: fiat exchange rates: the ECB daily reference rates, cross rates, a simulated
+//!   source.
 
 pub mod ccxt;
 pub mod codec;

@@ -35,8 +35,11 @@ pub(super) fn call(
             return fail(session, id, error);
         }
     };
-    // The rpc envelope's own member, read already.
+    // The rpc envelope's own members, read already (a `send` names its method in its data).
     params.remove("deadline");
+    if id.is_none() {
+        params.remove("method");
+    }
     let Some(Value::String(exchange)) = params.remove("exchange") else {
         let error = ErrorReply::BAD_REQUEST.with_message("exchange required");
         return fail(session, id, error);

@@ -150,17 +150,29 @@ pub fn balance(balance: &EngineBalance, now_ms: i64) -> ccxt::Balance {
     out
 }
 
-/// The engine's refusal as the ccxt error a client gets.
+/// The engine's refusal as the ccxt error a client gets (the kind names what went wrong, the
+/// message says what of it).
 pub fn error(error: EngineError) -> ExchangeError {
-    let kind = match &error {
-        EngineError::BadSymbol(_) => ErrorKind::BadSymbol,
-        EngineError::InvalidOrder(_)
-        | EngineError::OrderImmediatelyFillable
-        | EngineError::OrderNotFillable => ErrorKind::InvalidOrder,
-        EngineError::InsufficientFunds(_) => ErrorKind::InsufficientFunds,
-        EngineError::OrderNotFound(_) => ErrorKind::OrderNotFound,
-        EngineError::AccountNotFound => ErrorKind::AuthenticationError,
-        EngineError::InvalidConfig(_) => ErrorKind::BadRequest,
+    let (kind, message) = match error {
+        EngineError::BadSymbol(symbol) => (
+            ErrorKind::BadSymbol,
+            format!("sim has no market {symbol:?}"),
+        ),
+        EngineError::InvalidOrder(message) => (ErrorKind::InvalidOrder, message),
+        EngineError::OrderImmediatelyFillable => (
+            ErrorKind::InvalidOrder,
+            "post-only order would take liquidity".to_owned(),
+        ),
+        EngineError::OrderNotFillable => (
+            ErrorKind::InvalidOrder,
+            "fill-or-kill order cannot be filled completely".to_owned(),
+        ),
+        EngineError::InsufficientFunds(message) => (ErrorKind::InsufficientFunds, message),
+        EngineError::OrderNotFound(id) => (ErrorKind::OrderNotFound, format!("no order {id}")),
+        EngineError::AccountNotFound => {
+            (ErrorKind::AuthenticationError, "not logged in".to_owned())
+        }
+        EngineError::InvalidConfig(message) => (ErrorKind::BadRequest, message),
     };
-    ExchangeError::new(kind, error.to_string())
+    ExchangeError::new(kind, message)
 }

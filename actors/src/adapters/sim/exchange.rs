@@ -44,8 +44,6 @@ const LEVEL_STEP: f64 = 0.0005;
 const WALK_STEP: f64 = 0.0008;
 /// How far the mid may wander from its starting price.
 const WALK_BAND: f64 = 0.2;
-/// Trades kept per market for the 24-hour statistics.
-const DAY_TRADES: usize = 100_000;
 /// Candles kept per market and timeframe.
 const CANDLES: usize = 1_000;
 /// Levels in a `book:sim:<symbol>` publication.
@@ -256,7 +254,7 @@ impl SimExchange {
                 start: m.price,
                 mid: m.price,
                 lot: m.lot,
-                day: DayStats::new(DAY_TRADES),
+                day: DayStats::new(),
                 candles: TIMEFRAMES
                     .iter()
                     .map(|(name, ms)| (*name, Candles::new(*ms, CANDLES)))
@@ -433,12 +431,7 @@ impl SimExchange {
         self.markets
             .iter()
             .position(|m| m.symbol == symbol)
-            .ok_or_else(|| {
-                ExchangeError::new(
-                    ErrorKind::BadSymbol,
-                    format!("sim has no market {symbol:?}"),
-                )
-            })
+            .ok_or_else(|| convert::error(super::engine::ExchangeError::BadSymbol(symbol.into())))
     }
 
     fn ticker(&mut self, index: usize, now: u64) -> ccxt::Ticker {
@@ -605,7 +598,12 @@ impl SimExchange {
                     .filter(|t| since.map_or(true, |s| t.timestamp >= s))
                     .map(|t| json(&convert::public_trade(market, t)))
                     .collect();
-                Ok(Value::Array(last(list, limit(params, MAX_FETCH)?)))
+                // As ccxt: with `since`, the first `limit` from then; without, the last `limit`.
+                let limit = limit(params, MAX_FETCH)?;
+                Ok(Value::Array(match since {
+                    Some(_) => list.into_iter().take(limit).collect(),
+                    None => last(list, limit),
+                }))
             }
             (ExchangeMethod::FetchOhlcv, _) => {
                 let index = self.index(&symbol(params)?)?;

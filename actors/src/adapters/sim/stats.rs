@@ -17,13 +17,26 @@ pub struct Tick {
     pub amount: f64,
 }
 
-/// Rolling 24-hour statistics of one market: every trade of the last 24 hours is kept (bounded
-/// by `max_trades`; past it the oldest go first, and the window is then shorter than a day).
-#[derive(Debug)]
+/// Rolling 24-hour statistics of one market, kept as one bucket per minute: bounded (1,440
+/// buckets) however busy the market, exact to the minute at the window's far end.
+#[derive(Debug, Default)]
 pub struct DayStats {
-    trades: VecDeque<Tick>,
-    max_trades: usize,
+    minutes: VecDeque<Minute>,
 }
+
+/// The trades of one minute.
+#[derive(Debug, Clone, Copy)]
+struct Minute {
+    start: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    base_volume: f64,
+    quote_volume: f64,
+}
+
+const MINUTE_MS: i64 = 60_000;
 
 /// The ccxt Ticker fields that come from trades.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,40 +59,57 @@ pub struct DaySummary {
 }
 
 impl DayStats {
-    pub fn new(max_trades: usize) -> Self {
-        DayStats {
-            trades: VecDeque::new(),
-            max_trades: max_trades.max(1),
-        }
+    pub fn new() -> Self {
+        DayStats::default()
     }
 
     pub fn record(&mut self, tick: Tick) {
-        if self.trades.len() == self.max_trades {
-            self.trades.pop_front();
+        let start = tick.timestamp - tick.timestamp.rem_euclid(MINUTE_MS);
+        match self.minutes.back_mut() {
+            Some(minute) if minute.start == start => {
+                minute.high = minute.high.max(tick.price);
+                minute.low = minute.low.min(tick.price);
+                minute.close = tick.price;
+                minute.base_volume += tick.amount;
+                minute.quote_volume += tick.amount * tick.price;
+            }
+            // Out of order, before the current minute: too late to count.
+            Some(minute) if minute.start > start => {}
+            _ => self.minutes.push_back(Minute {
+                start,
+                open: tick.price,
+                high: tick.price,
+                low: tick.price,
+                close: tick.price,
+                base_volume: tick.amount,
+                quote_volume: tick.amount * tick.price,
+            }),
         }
-        self.trades.push_back(tick);
+        while self.minutes.len() > (DAY_MS / MINUTE_MS) as usize {
+            self.minutes.pop_front();
+        }
     }
 
-    /// The statistics of the 24 hours up to `now`; `None` without a trade in them.
+    /// The statistics of the minutes of the 24 hours up to `now`; `None` without a trade in them.
     pub fn summary(&mut self, now: i64) -> Option<DaySummary> {
         while self
-            .trades
+            .minutes
             .front()
-            .is_some_and(|t| t.timestamp <= now - DAY_MS)
+            .is_some_and(|m| m.start + MINUTE_MS <= now - DAY_MS)
         {
-            self.trades.pop_front();
+            self.minutes.pop_front();
         }
-        let first = self.trades.front()?;
-        let last = self.trades.back()?;
-        let (open, close) = (first.price, last.price);
+        let first = self.minutes.front()?;
+        let last = self.minutes.back()?;
+        let (open, close) = (first.open, last.close);
         let mut high = f64::MIN;
         let mut low = f64::MAX;
         let (mut base_volume, mut quote_volume) = (0.0, 0.0);
-        for t in &self.trades {
-            high = high.max(t.price);
-            low = low.min(t.price);
-            base_volume += t.amount;
-            quote_volume += t.amount * t.price;
+        for m in &self.minutes {
+            high = high.max(m.high);
+            low = low.min(m.low);
+            base_volume += m.base_volume;
+            quote_volume += m.quote_volume;
         }
         let change = close - open;
         Some(DaySummary {
@@ -216,30 +246,33 @@ mod tests {
 
     #[test]
     fn day_stats_follow_the_trades_of_the_last_24_hours() {
-        let mut stats = DayStats::new(1000);
+        let mut stats = DayStats::new();
         assert_eq!(stats.summary(0), None);
+        let minute = 60_000;
         stats.record(tick(1_000, 100.0, 1.0));
         stats.record(tick(2_000, 110.0, 3.0));
-        stats.record(tick(3_000, 90.0, 1.0));
-        let s = stats.summary(3_000).unwrap();
+        stats.record(tick(minute + 5_000, 90.0, 1.0));
+        let s = stats.summary(minute + 5_000).unwrap();
         assert_eq!((s.open, s.high, s.low, s.close), (100.0, 110.0, 90.0, 90.0));
         assert_eq!((s.base_volume, s.quote_volume), (5.0, 520.0));
         assert_eq!(s.vwap, 104.0);
         assert_eq!((s.change, s.percentage, s.average), (-10.0, -10.0, 95.0));
-        // A day after the first trade it has left the window.
-        let s = stats.summary(1_000 + DAY_MS).unwrap();
-        assert_eq!((s.open, s.base_volume), (110.0, 4.0));
-        assert_eq!(stats.summary(3_000 + DAY_MS), None);
+        // A day after its minute ended, the first minute has left the window.
+        let s = stats.summary(minute + DAY_MS).unwrap();
+        assert_eq!((s.open, s.base_volume), (90.0, 1.0));
+        assert_eq!(stats.summary(2 * minute + DAY_MS), None);
     }
 
     #[test]
-    fn day_stats_keep_at_most_max_trades() {
-        let mut stats = DayStats::new(2);
-        for i in 0..5 {
-            stats.record(tick(i, i as f64 + 1.0, 1.0));
+    fn day_stats_hold_one_bucket_per_minute_at_most_a_day_of_them() {
+        let mut stats = DayStats::new();
+        // Two trades a second for two days.
+        for i in 0..(2 * DAY_MS / 500) {
+            stats.record(tick(i * 500, 1.0, 1.0));
         }
-        let s = stats.summary(5).unwrap();
-        assert_eq!((s.open, s.close, s.base_volume), (4.0, 5.0, 2.0));
+        assert_eq!(stats.minutes.len(), 1_440);
+        let s = stats.summary(2 * DAY_MS).unwrap();
+        assert_eq!(s.base_volume, 1_440.0 * 120.0);
     }
 
     #[test]
