@@ -8,3 +8,4 @@ pub mod contract;
 pub mod kraken;
 pub mod rates;
 pub mod sim;
+pub mod upstream;
