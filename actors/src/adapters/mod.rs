@@ -5,6 +5,8 @@ pub mod binance;
 pub mod capture;
 pub mod coinbase;
 pub mod contract;
+pub mod decimal;
+pub mod http;
 pub mod kraken;
 pub mod rates;
 pub mod sim;

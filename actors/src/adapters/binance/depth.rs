@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rpc_crypto_proto::ccxt::{OrderBook, Timestamp};
 use serde::Deserialize;
 
-use super::decimal::DecimalText;
+use crate::adapters::decimal::DecimalText;
 
 /// Events buffered at most while waiting for a snapshot (about 100 s of a busy `@100ms`
 /// stream). Past it the oldest are dropped: they are older than any snapshot still to come.
@@ -436,10 +436,7 @@ impl DepthSync {
         if !self.is_synced() {
             return None;
         }
-        let level = |(price, amount): (&DecimalText, &DecimalText)| Level {
-            price: price.clone(),
-            amount: amount.clone(),
-        };
+        let level = |(&price, &amount): (&DecimalText, &DecimalText)| Level { price, amount };
         Some(DepthSnapshot {
             last_update_id: self.last_id,
             bids: self.bids.iter().rev().map(level).collect(),

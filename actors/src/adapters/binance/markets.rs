@@ -14,7 +14,7 @@ use rpc_crypto_proto::ccxt::{common_currency, FeeSide, Info, Market, MinMax, Pre
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decimal::DecimalText;
+use crate::adapters::decimal::DecimalText;
 
 /// ccxt's default Binance spot fee rate (0.1%, taker and maker; `binance.describe().fees`).
 const DEFAULT_FEE: f64 = 0.001;

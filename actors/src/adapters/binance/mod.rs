@@ -9,12 +9,13 @@
 //!   depth) → ccxt Ticker, Trade, OHLCV ([`parse_message`]).
 //! - [`rest`]: signed private requests (account, order, cancel, open orders), signature
 //!   checks, and responses and error bodies → ccxt Balance, Order, error kinds.
-//! - [`decimal`]: exact decimal text, for the book's keys and ccxt's string arithmetic.
+//!
+//! Exact decimals (the book's keys, ccxt's string arithmetic) are the adapters' shared
+//! [`decimal`](crate::adapters::decimal) types.
 //!
 //! The expected values of the tests come from ccxt itself (the PyPI package, 4.5.90), run
 //! offline over the same captures by `testdata/ccxt_oracle.py`.
 
-pub mod decimal;
 pub mod depth;
 pub mod markets;
 pub mod rest;

@@ -33,8 +33,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
-use super::decimal::Dec;
 use super::markets::{currency_code, Markets};
+use super::stream::Id;
+use crate::adapters::decimal::{omit_zero, Decimal, DIV_PRECISION};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -538,14 +539,14 @@ fn json<'a, T: Deserialize<'a>>(body: &'a str) -> Result<T, ResponseError> {
     serde_json::from_str(body).map_err(|e| ResponseError::Json(e.to_string()))
 }
 
-fn dec(text: &str, field: &'static str) -> Result<Dec, ResponseError> {
-    Dec::parse(text).ok_or_else(|| ResponseError::Field {
+fn dec(text: &str, field: &'static str) -> Result<Decimal, ResponseError> {
+    Decimal::parse(text).ok_or_else(|| ResponseError::Field {
         field,
         value: text.chars().take(64).collect(),
     })
 }
 
-fn opt_dec(text: Option<&str>, field: &'static str) -> Result<Option<Dec>, ResponseError> {
+fn opt_dec(text: Option<&str>, field: &'static str) -> Result<Option<Decimal>, ResponseError> {
     text.map(|t| dec(t, field)).transpose()
 }
 
@@ -577,29 +578,12 @@ pub fn parse_balance(body: &str) -> Result<Balance, ResponseError> {
         let used = dec(&asset.locked, "locked")?;
         let total = free
             .checked_add(used)
-            .map_or(free.to_f64() + used.to_f64(), Dec::to_f64);
+            .map_or(free.to_f64() + used.to_f64(), Decimal::to_f64);
         let account = Account::new(Some(free.to_f64()), Some(used.to_f64()), Some(total));
         balance.insert(currency_code(&asset.asset), account)?;
     }
     balance.info = Info::from_json(body).map_err(|e| ResponseError::Json(e.to_string()))?;
     Ok(balance)
-}
-
-/// An order id: a number on the spot API.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Id<'a> {
-    Number(i64),
-    Text(#[serde(borrow)] Cow<'a, str>),
-}
-
-impl Id<'_> {
-    fn into_string(self) -> String {
-        match self {
-            Id::Number(n) => n.to_string(),
-            Id::Text(t) => t.into_owned(),
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -705,19 +689,18 @@ fn order_of(raw: &RawValue, markets: &Markets) -> Result<Order, ResponseError> {
             })
         }
     };
-    let nonzero = |d: Option<Dec>| d.filter(|d| !d.is_zero());
-    let filled = opt_dec(wire.executed_qty.as_deref(), "executedQty")?.unwrap_or(Dec::ZERO);
-    let mut amount = nonzero(opt_dec(wire.orig_qty.as_deref(), "origQty")?);
+    let filled = opt_dec(wire.executed_qty.as_deref(), "executedQty")?.unwrap_or(Decimal::ZERO);
+    let mut amount = omit_zero(opt_dec(wire.orig_qty.as_deref(), "origQty")?);
     let cost = opt_dec(wire.cummulative_quote_qty.as_deref(), "cummulativeQuoteQty")?;
-    let mut price = nonzero(opt_dec(wire.price.as_deref(), "price")?);
-    let trigger = nonzero(opt_dec(wire.stop_price.as_deref(), "stopPrice")?);
+    let mut price = omit_zero(opt_dec(wire.price.as_deref(), "price")?);
+    let trigger = omit_zero(opt_dec(wire.stop_price.as_deref(), "stopPrice")?);
     if amount.is_none() && status == Some(OrderStatus::Closed) {
         amount = Some(filled);
     }
     let remaining = amount.and_then(|a| a.checked_sub(filled));
     let average = cost
         .filter(|_| filled.is_positive())
-        .and_then(|c| c.checked_div(filled, 18));
+        .and_then(|c| c.checked_div(filled, DIV_PRECISION));
     if price.is_none() && order_type == OrderType::Market {
         price = average;
     }
@@ -757,21 +740,21 @@ fn order_of(raw: &RawValue, markets: &Markets) -> Result<Order, ResponseError> {
         symbol,
         order_type,
         side,
-        amount.map_or(0.0, Dec::to_f64),
-        price.map(Dec::to_f64),
+        amount.map_or(0.0, Decimal::to_f64),
+        price.map(Decimal::to_f64),
         Timestamp(timestamp),
     );
     order.client_order_id = wire.client_order_id.map(Cow::into_owned);
     order.last_trade_timestamp = last_trade_timestamp;
     order.status = status;
     order.time_in_force = time_in_force;
-    order.average = average.map(Dec::to_f64);
+    order.average = average.map(Decimal::to_f64);
     order.filled = Some(filled.to_f64());
-    order.remaining = remaining.map(Dec::to_f64);
-    order.cost = cost.map(Dec::to_f64);
+    order.remaining = remaining.map(Decimal::to_f64);
+    order.cost = cost.map(Decimal::to_f64);
     order.trades = trades;
     order.fee = fee;
-    order.trigger_price = trigger.map(Dec::to_f64);
+    order.trigger_price = trigger.map(Decimal::to_f64);
     order.reduce_only = None;
     order.post_only = Some(post_only);
     order.info = Info::from(raw);
@@ -788,7 +771,7 @@ fn fill_trade(fill: &WireFill<'_>, symbol: &str, side: Side) -> Result<Trade, Re
     trade.cost = Some(
         price
             .checked_mul(amount)
-            .map_or(trade.price * trade.amount, Dec::to_f64),
+            .map_or(trade.price * trade.amount, Decimal::to_f64),
     );
     let fee = match &fill.commission {
         Some(commission) => Fee {
@@ -814,7 +797,7 @@ fn fill_trade(fill: &WireFill<'_>, symbol: &str, side: Side) -> Result<Trade, Re
 /// ccxt's `safeOrder` fee: the fills' commissions summed by currency (exactly, from the
 /// text); the order's fee when there is exactly one currency, none otherwise.
 fn order_fee(fills: &[WireFill<'_>]) -> Result<Option<Fee>, ResponseError> {
-    let mut sums: Vec<(Option<&str>, Option<Dec>)> = Vec::new();
+    let mut sums: Vec<(Option<&str>, Option<Decimal>)> = Vec::new();
     for fill in fills {
         let Some(commission) = &fill.commission else {
             continue;
@@ -828,7 +811,7 @@ fn order_fee(fills: &[WireFill<'_>]) -> Result<Option<Fee>, ResponseError> {
     }
     Ok(match sums.as_slice() {
         [(currency, cost)] => Some(Fee {
-            cost: cost.map(Dec::to_f64),
+            cost: cost.map(Decimal::to_f64),
             currency: currency.map(str::to_owned),
             rate: None,
         }),

@@ -10,7 +10,7 @@
 //! | `<s>@ticker` (`24hrTicker`) | Ticker | `handleTickers` → `parseWsTicker` |
 //!
 //! The figures ccxt derives with its exact string arithmetic (a trade's cost, a ticker's
-//! average) are derived the same way here ([`Dec`]), so the numbers are ccxt's to the last
+//! average) are derived the same way here ([`Decimal`]), so the numbers are ccxt's to the last
 //! bit. Anything else (bad JSON, a stream we do not parse, an unknown market, a malformed
 //! field) is a [`StreamError`], never a panic and never a half-filled structure.
 
@@ -20,12 +20,9 @@ use rpc_crypto_proto::ccxt::{Fee, Info, Ohlcv, Side, Ticker, Trade};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decimal::Dec;
 use super::depth::{DepthError, DepthUpdate};
 use super::markets::Markets;
-
-/// Decimals ccxt's `Precise` keeps when a market gives no tick size.
-const DEFAULT_PRECISION: u32 = 18;
+use crate::adapters::decimal::{omit_zero, Decimal, DIV_PRECISION};
 
 /// Why a stream message gave no ccxt structure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,16 +111,13 @@ pub fn parse_message(text: &str, markets: &Markets) -> Result<StreamMessage, Str
     let stream = envelope.stream.as_ref();
     let kind = stream.split_once('@').map_or("", |(_, kind)| kind);
     let data = envelope.data;
-    let symbol = |id: &str| {
-        markets
-            .symbol_of(id)
-            .map(str::to_owned)
-            .ok_or_else(|| StreamError::UnknownMarket(id.chars().take(32).collect()))
-    };
     let (symbol, event) = match kind {
         "depth" | "depth@100ms" | "depth@1000ms" => {
             let update = DepthUpdate::parse(data.get())?;
-            (symbol(&update.symbol_id)?, StreamEvent::Depth(update))
+            (
+                symbol_of(markets, &update.symbol_id)?,
+                StreamEvent::Depth(update),
+            )
         }
         "bookTicker" => {
             let ticker = book_ticker(data, markets)?;
@@ -163,9 +157,13 @@ fn read<'a, T: Deserialize<'a>>(data: &'a RawValue, kind: &'static str) -> Resul
 }
 
 /// A decimal field, exactly.
-fn dec(text: Option<&str>, kind: &'static str, field: &str) -> Result<Option<Dec>, StreamError> {
+fn dec(
+    text: Option<&str>,
+    kind: &'static str,
+    field: &str,
+) -> Result<Option<Decimal>, StreamError> {
     text.map(|t| {
-        Dec::parse(t).ok_or_else(|| StreamError::Malformed {
+        Decimal::parse(t).ok_or_else(|| StreamError::Malformed {
             kind,
             reason: format!(
                 "{field} is not a decimal: {:?}",
@@ -176,13 +174,8 @@ fn dec(text: Option<&str>, kind: &'static str, field: &str) -> Result<Option<Dec
     .transpose()
 }
 
-/// ccxt's `omitZero`: a zero price means "none".
-fn omit_zero(value: Option<Dec>) -> Option<Dec> {
-    value.filter(|d| !d.is_zero())
-}
-
-fn f64_of(value: Option<Dec>) -> Option<f64> {
-    value.map(Dec::to_f64)
+fn f64_of(value: Option<Decimal>) -> Option<f64> {
+    value.map(Decimal::to_f64)
 }
 
 fn symbol_of(markets: &Markets, id: &str) -> Result<String, StreamError> {
@@ -251,23 +244,21 @@ fn parse_ticker(
         // safeTicker: quoteVolume / baseVolume when the exchange gives no vwap.
         None => omit_zero(quote_volume)
             .zip(base_volume)
-            .and_then(|(q, b)| q.checked_div(b, DEFAULT_PRECISION)),
+            .and_then(|(q, b)| q.checked_div(b, DIV_PRECISION)),
     };
     // safeTicker's derivations, for what the exchange left out (Binance's 24hrTicker gives
     // change and percentage; the average is always derived, at the market's tick precision).
     let change = change.or_else(|| close.zip(open).and_then(|(c, o)| c.checked_sub(o)));
     let percentage = percentage.or_else(|| {
-        let (change, open) = change.zip(open)?;
         change
-            .checked_div(open, DEFAULT_PRECISION)?
-            .checked_mul(Dec::parse("100")?)
+            .zip(open)
+            .and_then(|(change, open)| change.percent_of(open))
     });
+    // Truncated to the market's tick decimals (ccxt's `Precise` default without a tick size).
     let precision = markets
         .price_decimals(&wire.symbol)
-        .unwrap_or(DEFAULT_PRECISION);
-    let average = open
-        .zip(close)
-        .and_then(|(o, c)| o.checked_add(c)?.checked_div(Dec::parse("2")?, precision));
+        .unwrap_or(DIV_PRECISION);
+    let average = open.zip(close).and_then(|(o, c)| o.average(c, precision));
     let mut ticker = Ticker::new(symbol_of(markets, &wire.symbol)?, timestamp(&wire));
     ticker.high = f64_of(omit_zero(d(&wire.high, "h")?));
     ticker.low = f64_of(omit_zero(d(&wire.low, "l")?));
@@ -302,18 +293,22 @@ fn ticker_24h(data: &RawValue, markets: &Markets) -> Result<Ticker, StreamError>
     })
 }
 
-/// A trade id: a number on Binance's streams, a string elsewhere.
+/// A trade or order id: a number on Binance's streams and spot API, a string elsewhere; ccxt
+/// reads it as text either way (`safeString`).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Id<'a> {
-    Number(u64),
+pub(super) enum Id<'a> {
+    Unsigned(u64),
+    Signed(i64),
     Text(#[serde(borrow)] Cow<'a, str>),
 }
 
 impl Id<'_> {
-    fn into_string(self) -> String {
+    /// The id's text.
+    pub(super) fn into_string(self) -> String {
         match self {
-            Id::Number(n) => n.to_string(),
+            Id::Unsigned(n) => n.to_string(),
+            Id::Signed(n) => n.to_string(),
             Id::Text(t) => t.into_owned(),
         }
     }
@@ -343,8 +338,8 @@ struct WireTrade<'a> {
 fn trade(data: &RawValue, markets: &Markets) -> Result<Trade, StreamError> {
     const KIND: &str = "trade";
     let wire: WireTrade<'_> = read(data, KIND)?;
-    let price = dec(Some(&wire.price), KIND, "p")?.unwrap_or(Dec::ZERO);
-    let amount = dec(Some(&wire.quantity), KIND, "q")?.unwrap_or(Dec::ZERO);
+    let price = dec(Some(&wire.price), KIND, "p")?.unwrap_or(Decimal::ZERO);
+    let amount = dec(Some(&wire.quantity), KIND, "q")?.unwrap_or(Decimal::ZERO);
     // The buyer made the market, so the taker sold ("reversed intentionally", ccxt says).
     let side = if wire.buyer_is_maker {
         Side::Sell
@@ -363,7 +358,7 @@ fn trade(data: &RawValue, markets: &Markets) -> Result<Trade, StreamError> {
     trade.cost = Some(
         price
             .checked_mul(amount)
-            .map_or(trade.price * trade.amount, Dec::to_f64),
+            .map_or(trade.price * trade.amount, Decimal::to_f64),
     );
     // ccxt writes an empty fee object, not null, when the trade carries none.
     trade.fee = Some(Fee::default());
@@ -405,7 +400,7 @@ fn parse_kline(data: &RawValue, markets: &Markets) -> Result<Kline, StreamError>
     let wire: WireKlineEvent<'_> = read(data, KIND)?;
     let k = wire.kline;
     let number = |text: &str, field| -> Result<f64, StreamError> {
-        Ok(dec(Some(text), KIND, field)?.map_or(0.0, Dec::to_f64))
+        Ok(dec(Some(text), KIND, field)?.map_or(0.0, Decimal::to_f64))
     };
     Ok(Kline {
         symbol: symbol_of(markets, &k.symbol)?,

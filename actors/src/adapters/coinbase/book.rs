@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use rpc_crypto_proto::ccxt::{OrderBook, Timestamp};
 
-use super::decimal::Decimal;
 use super::markets::Markets;
 use super::messages::{L2Update, Snapshot};
 use super::time::parse_iso8601_ms;
 use super::FeedError;
+use crate::adapters::decimal::Decimal;
 
 /// One price level, as the exchange wrote it and as a number.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,10 +27,10 @@ use rpc_crypto_proto::ccxt::{Fee, Info, Side, TakerOrMaker, Ticker, Trade};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decimal::{Decimal, DIV_PRECISION};
 use super::markets::Markets;
 use super::time::parse_iso8601_ms;
 use super::FeedError;
+use crate::adapters::decimal::{omit_zero, Decimal, DIV_PRECISION};
 
 /// One message of the Coinbase Exchange feed, borrowing from its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +177,7 @@ fn decimal(name: &'static str, field: Field<'_>) -> Result<Option<Decimal>, Feed
 
 /// A decimal field as ccxt's `omitZero` leaves it: zero is absent.
 fn nonzero(name: &'static str, field: Field<'_>) -> Result<Option<Decimal>, FeedError> {
-    Ok(decimal(name, field)?.filter(|d| !d.is_zero()))
+    Ok(omit_zero(decimal(name, field)?))
 }
 
 /// A timestamp field: `None` when absent, an error when present and not ISO 8601.
@@ -249,12 +249,8 @@ impl TickerMessage<'_> {
             // average = (open + close) / 2, each exact before the one conversion to a number.
             let change = last.checked_sub(open);
             ticker.change = f(change);
-            ticker.percentage = f(change
-                .and_then(|c| c.checked_div(open, DIV_PRECISION))
-                .and_then(|ratio| ratio.checked_mul(Decimal::integer(100))));
-            ticker.average = f(open
-                .checked_add(last)
-                .and_then(|sum| sum.checked_div(Decimal::integer(2), DIV_PRECISION)));
+            ticker.percentage = f(change.and_then(|c| c.percent_of(open)));
+            ticker.average = f(open.average(last, DIV_PRECISION));
         }
         // Whatever exact arithmetic could not hold (only absurd magnitudes) ccxt's rule still
         // fills, in floating point.

@@ -15,7 +15,6 @@
 //! - [`parse_iso8601_ms`]: Coinbase's `time` fields, read as ccxt's `parse8601` reads them.
 
 mod book;
-mod decimal;
 mod markets;
 mod messages;
 mod time;
@@ -24,7 +23,6 @@ mod time;
 mod tests;
 
 pub use book::{Level, Level2Book, Level2Books};
-pub use decimal::Decimal;
 pub use markets::Markets;
 pub use messages::{
     parse_message, Field, Heartbeat, L2Update, MatchMessage, Message, Snapshot, SubscribedChannel,

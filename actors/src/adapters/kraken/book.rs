@@ -9,34 +9,23 @@
 //! (<https://docs.kraken.com/websockets/#book-checksum>,
 //! <https://docs.kraken.com/api/docs/websocket-v2/book>).
 //!
-//! That is why every level keeps its raw text ([`RawNumber`]): `0.10000000` read as a float
-//! and written back is `0.1`, and the checksum no longer matches. A mismatch means the book has
-//! drifted (a lost or misapplied update): the book refuses further updates until a new snapshot,
-//! and the adapter resubscribes.
+//! That is why every level keeps its raw text (a [`DecimalText`], which also keys the book by
+//! exact value): `0.10000000` read as a float and written back is `0.1`, and the checksum no
+//! longer matches. A mismatch means the book has drifted (a lost or misapplied update): the book
+//! refuses further updates until a new snapshot, and the adapter resubscribes.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::fmt;
 
 use rpc_crypto_proto::ccxt::{OrderBook, Timestamp};
 
-/// Longest number text kept (Kraken writes at most about 20 characters).
-pub const MAX_NUMBER_LEN: usize = 31;
+use crate::adapters::decimal::DecimalText;
 
 /// Levels per side that the checksum covers.
 const CHECKSUM_LEVELS: usize = 10;
 
-/// A non-negative decimal exactly as the exchange wrote it (`0.000022900`, `45283.5`), stored
-/// inline so that a level costs no allocation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RawNumber {
-    len: u8,
-    bytes: [u8; MAX_NUMBER_LEN],
-}
-
-/// Text that is not a plain non-negative decimal (digits, at most one `.`, at most
-/// [`MAX_NUMBER_LEN`] characters). Exponents (`1e-8`) are refused: the checksum's rule has no
-/// meaning for them.
+/// Text that is not a plain non-negative decimal (digits, optionally a `.` and more digits, at
+/// most [`MAX_LEN`](crate::adapters::decimal::MAX_LEN) characters). Exponents (`1e-8`) are
+/// refused: the checksum's rule has no meaning for them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a plain decimal number: {0:?}")]
 pub struct BadNumber(pub String);
@@ -47,59 +36,20 @@ impl BadNumber {
     }
 }
 
-impl RawNumber {
-    /// Keeps `text` if it is a plain non-negative decimal.
-    pub fn parse(text: &str) -> Result<Self, BadNumber> {
-        let bytes = text.as_bytes();
-        let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
-        let dots = bytes.iter().filter(|&&b| b == b'.').count();
-        if digits == 0 || digits + dots != bytes.len() || dots > 1 || bytes.len() > MAX_NUMBER_LEN {
-            return Err(BadNumber::new(text));
-        }
-        let mut raw = Self {
-            len: bytes.len() as u8,
-            bytes: [0; MAX_NUMBER_LEN],
-        };
-        raw.bytes[..bytes.len()].copy_from_slice(bytes);
-        Ok(raw)
-    }
-
-    /// The text as written.
-    pub fn as_str(&self) -> &str {
-        // Only ASCII digits and `.` are ever stored.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-
-    /// The value as a float (for publishing; never for the checksum).
-    pub fn value(&self) -> f64 {
-        // A plain decimal always parses; it is finite as at most 31 characters long.
-        self.as_str().parse().unwrap_or(0.0)
-    }
-
-    /// Whether the value is zero (a quantity of zero removes a level).
-    pub fn is_zero(&self) -> bool {
-        self.as_str().bytes().all(|b| b == b'0' || b == b'.')
-    }
-
-    /// What the checksum takes of it: the digits without the `.` and without leading zeros.
-    fn checksum_digits(&self) -> impl Iterator<Item = u8> + '_ {
-        self.as_str()
-            .bytes()
-            .filter(|&b| b != b'.')
-            .skip_while(|&b| b == b'0')
-    }
+/// A price or quantity exactly as Kraken wrote it (`0.000022900`, `45283.5`), kept for the
+/// checksum; [`BadNumber`] when it is not a plain non-negative decimal.
+pub fn parse_number(text: &str) -> Result<DecimalText, BadNumber> {
+    DecimalText::parse(text).ok_or_else(|| BadNumber::new(text))
 }
 
-impl fmt::Debug for RawNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.as_str())
-    }
-}
-
-impl fmt::Display for RawNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// What the checksum takes of a number: its text's digits without the `.` and without leading
+/// zeros (`0.10000000` → `10000000`).
+fn checksum_digits(number: &DecimalText) -> impl Iterator<Item = u8> + '_ {
+    number
+        .as_str()
+        .bytes()
+        .filter(|&b| b != b'.')
+        .skip_while(|&b| b == b'0')
 }
 
 /// CRC-32 (IEEE 802.3, the zlib/PNG one Kraken uses), table-driven: the checksum covers only
@@ -157,9 +107,9 @@ impl Crc32 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LevelUpdate {
     /// The price as written.
-    pub price: RawNumber,
+    pub price: DecimalText,
     /// The new absolute quantity as written; zero removes the level.
-    pub qty: RawNumber,
+    pub qty: DecimalText,
     /// When the level last changed (v1: the level's own timestamp), in UTC milliseconds.
     pub timestamp_ms: Option<i64>,
     /// v1's `"r"` flag: the level is sent again because it came back within the subscribed
@@ -210,52 +160,28 @@ pub enum BookError {
     NotSynced,
 }
 
-/// A price level in the book: the raw text for the checksum, the quantity as a float for
-/// publishing (the price's float is the map key).
+/// A price level in the book: the latest raw text for the checksum, and the floats ccxt
+/// publishes (read once, when the level is set).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Level {
     /// The price as written.
-    pub price: RawNumber,
+    pub price: DecimalText,
     /// The quantity as written.
-    pub qty: RawNumber,
+    pub qty: DecimalText,
+    price_value: f64,
     qty_value: f64,
 }
 
 impl Level {
     /// `[price, amount]` as ccxt publishes it.
-    pub fn as_ccxt(&self, price: f64) -> [f64; 2] {
-        [price, self.qty_value]
+    pub fn as_ccxt(&self) -> [f64; 2] {
+        [self.price_value, self.qty_value]
     }
 }
 
-/// A price as a map key: the float of the exchange's text. Distinct decimals of up to 15
-/// significant digits (Kraken's have fewer than 12) are distinct floats, and equal decimals
-/// written differently (`45281.0`, `45281`) are one key, which is what a book needs.
-#[derive(Debug, Clone, Copy)]
-struct Price(f64);
-
-impl PartialEq for Price {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Price {}
-
-impl PartialOrd for Price {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Price {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-/// One side: prices ascending in the map (asks read it forwards, bids backwards).
-type Side = BTreeMap<Price, Level>;
+/// One side, keyed by the price's exact value (`45281.0` and `45281` are one level), prices
+/// ascending in the map (asks read it forwards, bids backwards).
+type Side = BTreeMap<DecimalText, Level>;
 
 /// One market's book.
 #[derive(Debug, Clone)]
@@ -355,8 +281,8 @@ impl KrakenBook {
         let asks = self.asks.values().take(CHECKSUM_LEVELS);
         let bids = self.bids.values().rev().take(CHECKSUM_LEVELS);
         for level in asks.chain(bids) {
-            crc.update(level.price.checksum_digits());
-            crc.update(level.qty.checksum_digits());
+            crc.update(checksum_digits(&level.price));
+            crc.update(checksum_digits(&level.qty));
         }
         crc.finish()
     }
@@ -379,12 +305,12 @@ impl KrakenBook {
     /// The top `limit` levels per side as a ccxt order book (`nonce` is `null`: Kraken's book
     /// has no sequence number, the checksum does that job).
     pub fn to_ccxt(&self, limit: usize) -> OrderBook {
-        let bids = self.bids.iter().rev().take(limit);
-        let asks = self.asks.iter().take(limit);
+        let bids = self.bids.values().rev().take(limit);
+        let asks = self.asks.values().take(limit);
         OrderBook {
             symbol: self.symbol.clone(),
-            bids: bids.map(|(price, level)| level.as_ccxt(price.0)).collect(),
-            asks: asks.map(|(price, level)| level.as_ccxt(price.0)).collect(),
+            bids: bids.map(Level::as_ccxt).collect(),
+            asks: asks.map(Level::as_ccxt).collect(),
             timestamp: Timestamp(self.timestamp_ms),
             nonce: None,
         }
@@ -393,16 +319,16 @@ impl KrakenBook {
 
 /// Sets one level of a side: replaced (with the latest text), inserted, or removed at zero.
 fn set(side: &mut Side, level: &LevelUpdate) {
-    let key = Price(level.price.value());
     if level.qty.is_zero() {
-        side.remove(&key);
+        side.remove(&level.price);
     } else {
         side.insert(
-            key,
+            level.price,
             Level {
                 price: level.price,
                 qty: level.qty,
-                qty_value: level.qty.value(),
+                price_value: level.price.to_f64(),
+                qty_value: level.qty.to_f64(),
             },
         );
     }
@@ -411,11 +337,12 @@ fn set(side: &mut Side, level: &LevelUpdate) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::decimal::MAX_LEN;
 
     fn level(price: &str, qty: &str) -> LevelUpdate {
         LevelUpdate {
-            price: RawNumber::parse(price).unwrap(),
-            qty: RawNumber::parse(qty).unwrap(),
+            price: parse_number(price).unwrap(),
+            qty: parse_number(qty).unwrap(),
             timestamp_ms: None,
             republish: false,
         }
@@ -430,23 +357,18 @@ mod tests {
 
     #[test]
     fn raw_numbers_keep_their_text() {
-        let n = RawNumber::parse("0.10000000").unwrap();
+        // The text itself is the shared `DecimalText`'s (tested there); what Kraken adds is the
+        // checksum's digits of that text, and its error for what is no plain decimal.
+        let n = parse_number("0.10000000").unwrap();
         assert_eq!(n.as_str(), "0.10000000");
-        assert_eq!(n.value(), 0.1);
-        assert_eq!(n.checksum_digits().collect::<Vec<_>>(), b"10000000");
-        assert!(RawNumber::parse("0.00000000").unwrap().is_zero());
-        for bad in [
-            "",
-            ".",
-            "-1",
-            "1e-8",
-            "1.2.3",
-            "inf",
-            "NaN",
-            "1 ",
-            &"1".repeat(32),
-        ] {
-            assert!(RawNumber::parse(bad).is_err(), "{bad:?}");
+        assert_eq!(checksum_digits(&n).collect::<Vec<_>>(), b"10000000");
+        assert_eq!(
+            checksum_digits(&parse_number("0.000022900").unwrap()).collect::<Vec<_>>(),
+            b"22900"
+        );
+        assert!(parse_number("0.00000000").unwrap().is_zero());
+        for bad in ["", "-1", "1e-8", "1 ", &"1".repeat(MAX_LEN + 1)] {
+            assert_eq!(parse_number(bad), Err(BadNumber::new(bad)), "{bad:?}");
         }
     }
 

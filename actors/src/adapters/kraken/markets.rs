@@ -24,7 +24,7 @@ use rpc_crypto_proto::ccxt::{common_currency, Info, Market, MinMax, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decimal::Decimal;
+use crate::adapters::decimal::{Decimal, DIV_PRECISION};
 
 /// Why the market list could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,11 @@ fn tick(decimals: u32) -> Option<f64> {
 fn first_rate(tiers: &[(serde::de::IgnoredAny, &RawValue)]) -> Option<f64> {
     let (_, percent) = tiers.first()?;
     let percent = Decimal::parse(percent.get())?;
-    Some(percent.div(Decimal::parse("100")?, 18)?.to_f64())
+    Some(
+        percent
+            .checked_div(Decimal::integer(100), DIV_PRECISION)?
+            .to_f64(),
+    )
 }
 
 /// A decimal string as a number; `None` when absent or not a number.

@@ -23,7 +23,6 @@
 //! ```
 
 pub mod book;
-mod decimal;
 pub mod markets;
 pub mod v1;
 pub mod v2;
@@ -31,7 +30,7 @@ pub mod v2;
 #[cfg(test)]
 mod tests;
 
-pub use book::{BookDelta, BookError, KrakenBook, LevelUpdate, RawNumber};
+pub use book::{parse_number, BadNumber, BookDelta, BookError, KrakenBook, LevelUpdate};
 pub use markets::{KrakenMarkets, KrakenPair, MarketsError, UnknownPair};
 pub use v1::{parse_message, BookMessage, KrakenMessage, MessageError};
 pub use v2::{parse_v2_book, V2Book};

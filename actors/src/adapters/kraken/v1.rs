@@ -24,9 +24,9 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::book::{BadNumber, BookDelta, LevelUpdate, RawNumber};
-use super::decimal::Decimal;
+use super::book::{parse_number, BadNumber, BookDelta, LevelUpdate};
 use super::markets::{KrakenMarkets, KrakenPair, UnknownPair};
+use crate::adapters::decimal::{omit_zero, Decimal};
 
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,8 @@ pub enum MessageError {
     },
 }
 
-fn bad(field: &'static str, value: &str) -> MessageError {
+/// A [`MessageError::BadField`], keeping at most 64 characters of the value.
+pub(super) fn bad(field: &'static str, value: &str) -> MessageError {
     MessageError::BadField {
         field,
         value: value.chars().take(64).collect(),
@@ -351,8 +352,8 @@ pub(crate) fn seconds_to_ms(field: &'static str, text: &str) -> Result<i64, Mess
 
 fn level(raw: &RawLevel<'_>) -> Result<LevelUpdate, MessageError> {
     Ok(LevelUpdate {
-        price: RawNumber::parse(raw.price)?,
-        qty: RawNumber::parse(raw.qty)?,
+        price: parse_number(raw.price)?,
+        qty: parse_number(raw.qty)?,
         timestamp_ms: Some(seconds_to_ms("level timestamp", raw.time)?),
         republish: match raw.flag {
             None => false,
@@ -441,7 +442,7 @@ fn parse_trades(payload: &RawValue, pair: &KrakenPair) -> Result<Vec<Trade>, Mes
         let mut trade = Trade::new(&pair.market.symbol, timestamp, side, price, amount);
         // ccxt's exact `Precise` product rather than the float one.
         trade.cost = exact_price
-            .mul(exact_amount)
+            .checked_mul(exact_amount)
             .map(Decimal::to_f64)
             .or(trade.cost);
         trade.order_type = Some(order_type);
@@ -495,11 +496,6 @@ fn at(
         .ok_or_else(|| bad(field, &text))
 }
 
-/// ccxt's `omitZero`: a zero price means "none".
-fn omit_zero(value: Option<Decimal>) -> Option<Decimal> {
-    value.filter(|v| !v.is_zero())
-}
-
 fn float(value: Option<Decimal>) -> Option<f64> {
     value.map(Decimal::to_f64)
 }
@@ -519,20 +515,12 @@ fn parse_ticker(payload: &RawValue, pair: &KrakenPair) -> Result<Ticker, Message
     let close = omit_zero(at("c", &raw.c, 0)?);
     let vwap = at("p", &raw.p, 1)?;
     let base_volume = at("v", &raw.v, 1)?;
-    let quote_volume = base_volume.zip(vwap).and_then(|(v, p)| v.mul(p));
-    let hundred = Decimal::parse("100");
-    let two = Decimal::parse("2");
+    let quote_volume = base_volume.zip(vwap).and_then(|(v, p)| v.checked_mul(p));
     let (change, percentage, average) = match (open, close) {
         (Some(open), Some(close)) => {
-            let change = close.sub(open);
-            let percentage = change
-                .and_then(|c| c.div(open, 18))
-                .zip(hundred)
-                .and_then(|(ratio, hundred)| ratio.mul(hundred));
-            let average = open
-                .add(close)
-                .zip(two)
-                .and_then(|(sum, two)| sum.div(two, pair.price_decimals));
+            let change = close.checked_sub(open);
+            let percentage = change.and_then(|c| c.percent_of(open));
+            let average = open.average(close, pair.price_decimals);
             (change, percentage, average)
         }
         _ => (None, None, None),

@@ -11,8 +11,9 @@ use rpc_crypto_proto::ccxt::iso8601;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::book::{BookDelta, LevelUpdate, RawNumber};
-use super::v1::MessageError;
+use super::book::{parse_number, BookDelta, LevelUpdate};
+use super::v1::{bad, MessageError};
+use crate::adapters::decimal::DecimalText;
 
 /// One symbol's part of a v2 book message.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,13 +55,13 @@ struct Level<'a> {
 }
 
 /// The number's text; a quoted number is accepted too.
-fn raw_number(raw: &RawValue) -> Result<RawNumber, MessageError> {
+fn raw_number(raw: &RawValue) -> Result<DecimalText, MessageError> {
     let text = raw.get();
     let text = text
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(text);
-    Ok(RawNumber::parse(text)?)
+    Ok(parse_number(text)?)
 }
 
 fn levels(raw: &[Level<'_>]) -> Result<Vec<LevelUpdate>, MessageError> {
@@ -87,22 +88,14 @@ pub fn parse_v2_book(text: &str) -> Result<Vec<V2Book>, MessageError> {
     let snapshot = match message.kind.as_str() {
         "snapshot" => true,
         "update" => false,
-        other => {
-            return Err(MessageError::BadField {
-                field: "type",
-                value: other.chars().take(64).collect(),
-            })
-        }
+        other => return Err(bad("type", other)),
     };
     message
         .data
         .into_iter()
         .map(|data| {
             let timestamp_ms = match data.timestamp.as_deref() {
-                Some(text) => Some(rfc3339_ms(text).ok_or_else(|| MessageError::BadField {
-                    field: "timestamp",
-                    value: text.chars().take(64).collect(),
-                })?),
+                Some(text) => Some(rfc3339_ms(text).ok_or_else(|| bad("timestamp", text))?),
                 None => None,
             };
             Ok(V2Book {
