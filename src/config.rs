@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use rpc_crypto_actors::adapters::binance::BinanceSettings;
+use rpc_crypto_actors::adapters::coinbase::adapter::CoinbaseSettings;
+use rpc_crypto_actors::adapters::kraken::KrakenSettings;
 use rpc_crypto_actors::adapters::rates::RatesSettings;
 use rpc_crypto_actors::adapters::sim::exchange::SimSettings;
 use rpc_crypto_actors::auth::TokenSettings;
@@ -56,6 +59,17 @@ pub struct Config {
     pub sim: SimSettings,
     /// Fiat exchange rates (`rates:ecb:EUR/USD`).
     pub rates: RatesSettings,
+    /// Real exchanges (off by default: the embedded default works offline).
+    pub exchanges: ExchangesSettings,
+}
+
+/// The `[exchanges.*]` tables: one per real exchange adapter.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangesSettings {
+    pub binance: BinanceSettings,
+    pub coinbase: CoinbaseSettings,
+    pub kraken: KrakenSettings,
 }
 
 /// The `[api]` table: the server HTTP API (`POST /api/<method>`).
@@ -133,6 +147,7 @@ impl Default for Config {
             tls: TlsSettings::default(),
             sim: SimSettings::default(),
             rates: RatesSettings::default(),
+            exchanges: ExchangesSettings::default(),
         }
     }
 }
@@ -212,6 +227,14 @@ impl Config {
         }
         self.token.check().map_err(ConfigError::Invalid)?;
         self.sim.check().map_err(ConfigError::Invalid)?;
+        let e = &self.exchanges;
+        for (name, check) in [
+            ("binance", e.binance.check()),
+            ("coinbase", e.coinbase.check()),
+            ("kraken", e.kraken.check()),
+        ] {
+            check.map_err(|error| ConfigError::Invalid(format!("exchanges.{name}: {error}")))?;
+        }
         let mut names = std::collections::HashSet::new();
         for ns in &self.namespaces {
             if ns.name.is_empty() || ns.name.contains([':', '$', '#']) || !names.insert(&ns.name) {

@@ -12,13 +12,16 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
 use bytes::Bytes;
-use rpc_crypto_actors::adapters::contract::Exchanges;
+use rpc_crypto_actors::adapters::binance::BinanceAdapter;
+use rpc_crypto_actors::adapters::coinbase::adapter::CoinbaseAdapter;
+use rpc_crypto_actors::adapters::contract::{ExchangeCall, Exchanges};
+use rpc_crypto_actors::adapters::kraken::KrakenAdapter;
 use rpc_crypto_actors::adapters::rates::{self, RatesAdapter, RatesSource};
 use rpc_crypto_actors::adapters::sim::exchange::{self as sim, SimExchange};
 use rpc_crypto_actors::auth::TokenVerifier;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
-use rpc_crypto_actors::router::{Publish, RegisterAdapter, Router};
+use rpc_crypto_actors::router::{Demand, Publish, RegisterAdapter, Router};
 use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
 use rpc_crypto_actors::stats::SysStats;
 use rpc_crypto_proto::handshake::RejectReason;
@@ -78,11 +81,45 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         let sim = SimExchange::new(config.sim.clone(), router.clone().recipient())
             .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?
             .start();
-        router.do_send(RegisterAdapter {
-            exchange: sim::NAME.to_owned(),
-            demand: sim.clone().recipient(),
-        });
-        adapters.insert(sim::NAME.to_owned(), sim.recipient());
+        register(
+            &router,
+            &mut adapters,
+            sim::NAME,
+            sim.clone().recipient(),
+            sim.recipient(),
+        );
+    }
+    let real = &config.exchanges;
+    if real.binance.enabled {
+        let adapter = BinanceAdapter::new(real.binance.clone(), router.clone().recipient()).start();
+        register(
+            &router,
+            &mut adapters,
+            "binance",
+            adapter.clone().recipient(),
+            adapter.recipient(),
+        );
+    }
+    if real.coinbase.enabled {
+        let adapter =
+            CoinbaseAdapter::new(real.coinbase.clone(), router.clone().recipient()).start();
+        register(
+            &router,
+            &mut adapters,
+            "coinbase",
+            adapter.clone().recipient(),
+            adapter.recipient(),
+        );
+    }
+    if real.kraken.enabled {
+        let adapter = KrakenAdapter::new(real.kraken.clone(), router.clone().recipient()).start();
+        register(
+            &router,
+            &mut adapters,
+            "kraken",
+            adapter.clone().recipient(),
+            adapter.recipient(),
+        );
     }
     let exchanges = Exchanges::new(adapters);
     SysStats::new(registry.clone(), router.clone(), SYS_STATS_INTERVAL).start();
@@ -183,6 +220,21 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// Makes an exchange adapter hear the demand for its channels and answer `exchange.*` calls.
+fn register(
+    router: &Addr<Router>,
+    adapters: &mut BTreeMap<String, Recipient<ExchangeCall>>,
+    exchange: &str,
+    demand: Recipient<Demand>,
+    calls: Recipient<ExchangeCall>,
+) {
+    router.do_send(RegisterAdapter {
+        exchange: exchange.to_owned(),
+        demand,
+    });
+    adapters.insert(exchange.to_owned(), calls);
 }
 
 /// Sets up each accepted connection:

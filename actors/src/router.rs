@@ -290,6 +290,12 @@ impl Router {
         if notice.get("type").and_then(|t| t.as_str()) != Some("adapter") {
             return;
         }
+        // The adapter's own health; a notice about one channel (a refused subscription, an
+        // unknown symbol) says nothing of it.
+        let status = notice.get("status").and_then(|s| s.as_str());
+        if !matches!(status, Some("up" | "down" | "resyncing")) {
+            return;
+        }
         if let Some(exchange) = notice.get("exchange").and_then(|e| e.as_str()) {
             // Bounded by the adapters there are: only they announce themselves.
             let exchange = exchange.to_owned();

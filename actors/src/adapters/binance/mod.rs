@@ -1,5 +1,6 @@
-//! Binance spot: the pure half of the adapter. Everything here turns Binance's text into ccxt
-//! structures or Binance's requests, with no I/O and no actor, so that it can be tested
+//! Binance spot. [`adapter`] is the actor ([`BinanceAdapter`]: connection, REST, publications).
+//! The other modules are the pure half of the adapter: they turn Binance's text into ccxt
+//! structures or Binance's requests, with no I/O and no actor, so that they can be tested
 //! against the real captures (`fixtures/exchanges/BINANCE.*`) and ccxt's own parsers.
 //!
 //! - [`markets`]: `exchangeInfo` → ccxt Markets; id ↔ symbol lookups ([`Markets`]).
@@ -16,14 +17,18 @@
 //! The expected values of the tests come from ccxt itself (the PyPI package, 4.5.90), run
 //! offline over the same captures by `testdata/ccxt_oracle.py`.
 
+pub mod adapter;
 pub mod depth;
 pub mod markets;
 pub mod rest;
 pub mod stream;
 
 #[cfg(test)]
+mod adapter_tests;
+#[cfg(test)]
 mod tests;
 
+pub use adapter::{BinanceAdapter, BinanceSettings, BinanceStats, GetStats};
 pub use depth::{
     Applied, DepthError, DepthSnapshot, DepthSync, DepthUpdate, Level, SyncError, SyncStats,
 };

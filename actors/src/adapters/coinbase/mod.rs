@@ -14,6 +14,7 @@
 //!   the tests, `ccxt_expected.json`).
 //! - [`parse_iso8601_ms`]: Coinbase's `time` fields, read as ccxt's `parse8601` reads them.
 
+pub mod adapter;
 mod book;
 mod markets;
 mod messages;

@@ -1,8 +1,11 @@
 //! Kraken: its market list, its WebSocket messages and its order books, normalized to ccxt.
 //!
-//! Pure code, no actor and no I/O, so that every rule can be tested on the real captures in
-//! `fixtures/exchanges/` (`KRAKEN.0`, `KRAKEN.ws.50.0`); the adapter actor drives it.
+//! The normalizers are pure code, no actor and no I/O, so that every rule can be tested on the
+//! real captures in `fixtures/exchanges/` (`KRAKEN.0`, `KRAKEN.ws.50.0`); the adapter actor
+//! ([`adapter`]) drives them.
 //!
+//! - [`adapter`]: [`KrakenAdapter`], the actor: market list, upstream WebSocket, books kept in
+//!   sync (resubscribing on a checksum mismatch), publications and `exchange.*` calls.
 //! - [`markets`]: `AssetPairs` → ccxt [`Market`](rpc_crypto_proto::ccxt::Market)s, and the
 //!   lookup from WebSocket pair names (`XBT/USD`) to ccxt symbols (`BTC/USD`).
 //! - [`book`]: [`KrakenBook`], a book kept to the subscribed depth and verified against
@@ -22,14 +25,18 @@
 //! }
 //! ```
 
+pub mod adapter;
 pub mod book;
 pub mod markets;
 pub mod v1;
 pub mod v2;
 
 #[cfg(test)]
+mod adapter_tests;
+#[cfg(test)]
 mod tests;
 
+pub use adapter::{GetKrakenStats, KrakenAdapter, KrakenFeed, KrakenSettings, KrakenStats};
 pub use book::{parse_number, BadNumber, BookDelta, BookError, KrakenBook, LevelUpdate};
 pub use markets::{KrakenMarkets, KrakenPair, MarketsError, UnknownPair};
 pub use v1::{parse_message, BookMessage, KrakenMessage, MessageError};

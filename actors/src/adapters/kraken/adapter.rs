@@ -1,0 +1,1304 @@
+//! The Kraken adapter actor: Kraken's public market data (WebSocket v1) on the broker's channels,
+//! normalized to ccxt, and the public `exchange.*` calls.
+//!
+//! - At start it reads the market list (`GET {rest_url}/0/public/AssetPairs`), retrying with a
+//!   doubling backoff (1 s to 60 s) and announcing `down` on `notifications` at the first failure
+//!   of a streak; then `up`.
+//! - The Router's [`Demand`] for `book:kraken:<symbol>`, `ticker:kraken:<symbol>` and
+//!   `trades:kraken:<symbol>` (ccxt symbols, `BTC/USD`) makes the wanted set, which the
+//!   [`Upstream`] connection turns into Kraken v1 `subscribe`/`unsubscribe` requests through
+//!   [`KrakenFeed`] (wsnames, `XBT/USD`). A channel of another kind or of a symbol the market list
+//!   does not know is warned about once, announced (`channel_error`) and never published.
+//! - Books: a [`KrakenBook`] per wanted pair, rebuilt from Kraken's snapshot after every connect,
+//!   each update checked against Kraken's CRC32 checksum, the top `publish_depth` levels published
+//!   as a ccxt `OrderBook` after each. A mismatch (or an update before the snapshot) stops that
+//!   pair's publications, is announced (`resyncing`), and the pair's book is unsubscribed and,
+//!   once Kraken confirms, subscribed again, which brings a fresh snapshot (then `up` again). If
+//!   no snapshot comes within `heartbeat_timeout`, the connection is made again.
+//! - Tickers and trades are published as ccxt `Ticker`s and `Trade`s (one publication a trade).
+//! - A refused subscription (`subscriptionStatus` `error`) is logged and announced once; it is
+//!   asked again only on the next connection. Malformed or unknown messages are counted and logged
+//!   at most once a minute per kind.
+//!
+//! Notifications, all `{"type":"adapter","exchange":"kraken",...}` on `notifications`:
+//! `"status":"up"`; `"status":"down","reason":..` (once per streak: market list failures, a lost
+//! connection); `"status":"resyncing","symbol":..,"reason":..`; `"status":"channel_error",
+//! "channel":..,"reason":..` (unknown symbol or kind, refused subscription).
+//!
+//! `exchange.*`: `load_markets`; `fetch_order_book` from the live book when the pair's book is
+//! subscribed and in sync, else `GET /0/public/Depth`; `fetch_ticker` from the last ticker when
+//! subscribed, else `GET /0/public/Ticker`. Everything else is `NotSupported`: this adapter is
+//! market data only.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use log::{debug, info, warn};
+use rpc_crypto_proto::ccxt::{ErrorKind, OrderBook, Ticker, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use super::book::{BookError, KrakenBook};
+use super::markets::{KrakenMarkets, KrakenPair};
+use super::v1::{
+    parse_message, BookMessage, KrakenMessage, MessageError, SubscriptionState, SubscriptionStatus,
+};
+use crate::adapters::contract::{ExchangeCall, ExchangeError, ExchangeMethod};
+use crate::adapters::http::{self, HttpError};
+use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
+use crate::channel::NOTIFICATIONS;
+use crate::router::{Demand, Publish};
+use crate::settings::duration;
+
+/// The exchange's name in channels and `exchange.*` calls.
+pub const NAME: &str = "kraken";
+/// The book depths Kraken's v1 `book` subscription takes.
+pub const BOOK_DEPTHS: [usize; 5] = [10, 25, 100, 500, 1000];
+/// How often the adapter pings Kraken (`{"event":"ping"}`).
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// The market list may take this long and this much.
+const MARKETS_TIMEOUT: Duration = Duration::from_secs(20);
+const MARKETS_MAX_BODY: usize = 16 << 20;
+/// A REST call of `exchange.*` may take this long and this much.
+const REST_TIMEOUT: Duration = Duration::from_secs(10);
+const REST_MAX_BODY: usize = 4 << 20;
+/// The first wait before fetching the market list again; it doubles up to the maximum.
+const RETRY_START: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The longest `reason` in a notification, in bytes.
+const MAX_REASON: usize = 256;
+/// A rate-limited log line is written at most this often per kind.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// The largest `limit` of `fetch_order_book` (the live book), and of Kraken's REST `Depth`.
+const MAX_LIMIT: u64 = 1000;
+const REST_MAX_COUNT: usize = 500;
+
+/// `reqid`s of the requests the adapter sends, which Kraken echoes in `subscriptionStatus`.
+const REQ_SUBSCRIBE: u64 = 1;
+const REQ_UNSUBSCRIBE: u64 = 2;
+const REQ_RESYNC_UNSUBSCRIBE: u64 = 3;
+const REQ_RESYNC_SUBSCRIBE: u64 = 4;
+
+/// The `[kraken]` config table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KrakenSettings {
+    /// Run the Kraken adapter.
+    pub enabled: bool,
+    /// Kraken's WebSocket v1 endpoint.
+    pub ws_url: String,
+    /// Kraken's REST API (market list, `fetch_order_book` and `fetch_ticker` fallbacks).
+    pub rest_url: String,
+    /// The depth of the book subscription: 10, 25, 100, 500 or 1000 levels per side.
+    pub book_depth: usize,
+    /// Levels per side in a `book:kraken:<symbol>` publication.
+    pub publish_depth: usize,
+    /// No message for this long: the connection is dead (Kraken sends a heartbeat every second
+    /// when idle). Also how long a resync may wait for its snapshot before reconnecting.
+    #[serde(with = "duration")]
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for KrakenSettings {
+    fn default() -> Self {
+        KrakenSettings {
+            enabled: false,
+            ws_url: "wss://ws.kraken.com".to_owned(),
+            rest_url: "https://api.kraken.com".to_owned(),
+            book_depth: 100,
+            publish_depth: 20,
+            heartbeat_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl KrakenSettings {
+    /// A problem with the settings, for config validation.
+    pub fn check(&self) -> Result<(), String> {
+        if !BOOK_DEPTHS.contains(&self.book_depth) {
+            return Err(format!(
+                "kraken: book_depth {} is not one of {BOOK_DEPTHS:?}",
+                self.book_depth
+            ));
+        }
+        if self.publish_depth == 0 {
+            return Err("kraken: publish_depth must be at least 1".into());
+        }
+        if self.heartbeat_timeout.is_zero() {
+            return Err("kraken: heartbeat_timeout must be above zero".into());
+        }
+        for (name, url) in [("ws_url", &self.ws_url), ("rest_url", &self.rest_url)] {
+            let schemes: &[&str] = if name == "ws_url" {
+                &["ws://", "wss://"]
+            } else {
+                &["http://", "https://"]
+            };
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                return Err(format!(
+                    "kraken: {name} must start with {}",
+                    schemes.join(" or ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The book depth to subscribe: the setting when Kraken takes it, else the next larger
+    /// depth Kraken has (or 1000).
+    fn subscription_depth(&self) -> usize {
+        BOOK_DEPTHS
+            .into_iter()
+            .find(|&d| d >= self.book_depth)
+            .unwrap_or(1000)
+    }
+}
+
+/// What a channel streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `book:kraken:<symbol>`: Kraken's `book`.
+    Book,
+    /// `ticker:kraken:<symbol>`: Kraken's `ticker`.
+    Ticker,
+    /// `trades:kraken:<symbol>`: Kraken's `trade`.
+    Trades,
+}
+
+impl Kind {
+    fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "book" => Some(Kind::Book),
+            "ticker" => Some(Kind::Ticker),
+            "trades" => Some(Kind::Trades),
+            _ => None,
+        }
+    }
+
+    /// The first part of the broker's channel name.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Book => "book",
+            Kind::Ticker => "ticker",
+            Kind::Trades => "trades",
+        }
+    }
+
+    /// The subscription's `name` at Kraken.
+    fn kraken_name(self) -> &'static str {
+        match self {
+            Kind::Book => "book",
+            Kind::Ticker => "ticker",
+            Kind::Trades => "trade",
+        }
+    }
+
+    fn from_kraken_name(name: &str) -> Option<Kind> {
+        match name {
+            "book" => Some(Kind::Book),
+            "ticker" => Some(Kind::Ticker),
+            "trade" => Some(Kind::Trades),
+            _ => None,
+        }
+    }
+
+    /// The broker's channel of `symbol`.
+    pub fn channel(self, symbol: &str) -> String {
+        format!("{}:{NAME}:{symbol}", self.prefix())
+    }
+}
+
+/// The kind and the ccxt symbol of a broker channel `<kind>:kraken:<symbol>`; not checked
+/// against the market list.
+pub fn parse_channel(channel: &str) -> Result<(Kind, &str), String> {
+    let mut parts = channel.splitn(3, ':');
+    let (Some(kind), Some(exchange), Some(symbol)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a <kind>:kraken:<symbol> channel".into());
+    };
+    if exchange != NAME {
+        return Err(format!("not a channel of {NAME}"));
+    }
+    let kind = Kind::parse(kind).ok_or_else(|| {
+        let kind: String = kind.chars().take(32).collect();
+        format!("kraken publishes book, ticker and trades channels, not {kind:?}")
+    })?;
+    Ok((kind, symbol))
+}
+
+/// One Kraken v1 request for `pairs` (wsnames) of one kind.
+fn request(event: &str, reqid: u64, kind: Kind, pairs: &[&str], depth: usize) -> String {
+    let subscription = match kind {
+        Kind::Book => json!({"name": kind.kraken_name(), "depth": depth}),
+        _ => json!({"name": kind.kraken_name()}),
+    };
+    json!({"event": event, "reqid": reqid, "pair": pairs, "subscription": subscription}).to_string()
+}
+
+/// Kraken v1 as an [`Upstream`] feed: one connection, subscriptions by message, one request per
+/// kind naming every pair of that kind.
+pub struct KrakenFeed {
+    url: String,
+    markets: Arc<KrakenMarkets>,
+    depth: usize,
+}
+
+impl KrakenFeed {
+    /// A feed of `url` whose channels' symbols are looked up in `markets`, books subscribed at
+    /// `depth`.
+    pub fn new(url: impl Into<String>, markets: Arc<KrakenMarkets>, depth: usize) -> Self {
+        KrakenFeed {
+            url: url.into(),
+            markets,
+            depth,
+        }
+    }
+
+    fn requests(&self, event: &str, reqid: u64, channels: &BTreeSet<String>) -> Vec<String> {
+        let mut by_kind: BTreeMap<Kind, Vec<&str>> = BTreeMap::new();
+        for channel in channels {
+            let Ok((kind, symbol)) = parse_channel(channel) else {
+                continue;
+            };
+            if let Some(pair) = self.markets.by_symbol(symbol) {
+                by_kind.entry(kind).or_default().push(&pair.ws_name);
+            }
+        }
+        by_kind
+            .into_iter()
+            .map(|(kind, pairs)| request(event, reqid, kind, &pairs, self.depth))
+            .collect()
+    }
+}
+
+impl Feed for KrakenFeed {
+    fn url(&self, _: &BTreeSet<String>) -> String {
+        self.url.clone()
+    }
+
+    fn subscribe(&self, channels: &BTreeSet<String>) -> Vec<String> {
+        self.requests("subscribe", REQ_SUBSCRIBE, channels)
+    }
+
+    fn change(&self, added: &BTreeSet<String>, removed: &BTreeSet<String>) -> Option<Vec<String>> {
+        let mut messages = self.requests("unsubscribe", REQ_UNSUBSCRIBE, removed);
+        messages.extend(self.requests("subscribe", REQ_SUBSCRIBE, added));
+        Some(messages)
+    }
+
+    fn ping(&self) -> Option<(Duration, String)> {
+        Some((PING_INTERVAL, r#"{"event":"ping"}"#.to_owned()))
+    }
+}
+
+/// What the adapter has counted since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KrakenStats {
+    /// Text messages received.
+    pub messages: u64,
+    /// Book snapshots applied.
+    pub snapshots: u64,
+    /// Book updates applied (in sync).
+    pub updates: u64,
+    /// Kraken checksums that matched the book.
+    pub checksums_verified: u64,
+    /// Kraken checksums that did not.
+    pub checksum_mismatches: u64,
+    /// Resyncs started (mismatch, or an update without its snapshot).
+    pub resyncs: u64,
+    /// Resyncs that ended with a new snapshot.
+    pub resyncs_done: u64,
+    /// Publications on `book:`, `ticker:` and `trades:` channels.
+    pub book_publications: u64,
+    pub ticker_publications: u64,
+    pub trade_publications: u64,
+    /// Data of channels nobody wants, or of books waiting for a snapshot.
+    pub ignored: u64,
+    /// Messages that could not be read, by kind.
+    pub bad_messages: BTreeMap<&'static str, u64>,
+    /// Subscriptions Kraken refused.
+    pub refused: u64,
+    /// Connections made and lost.
+    pub connects: u64,
+    pub disconnects: u64,
+}
+
+/// Asks the adapter for its [`KrakenStats`].
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "KrakenStats")]
+pub struct GetKrakenStats;
+
+/// The adapter's own health, as last announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Starting,
+    Up,
+    Down,
+}
+
+/// A demanded channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    /// Known once the market list is.
+    Pending,
+    /// Streamed; `refused` once Kraken refused it (not asked again until the next connection).
+    Stream {
+        kind: Kind,
+        symbol: String,
+        refused: bool,
+    },
+    /// Not a channel Kraken has (warned about once).
+    Invalid,
+}
+
+/// A resync in progress.
+#[derive(Debug, Clone, Copy)]
+struct Resync {
+    generation: u64,
+    /// The unsubscribe was confirmed and the subscribe sent.
+    subscribing: bool,
+}
+
+/// One wanted book.
+struct PairBook {
+    ws_name: String,
+    book: KrakenBook,
+    resync: Option<Resync>,
+    /// Kraken refused the subscription: updates are ignored until the next connection.
+    refused: bool,
+}
+
+/// A log line written at most once per [`LOG_EVERY`].
+#[derive(Default)]
+struct LogLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+/// The Kraken adapter actor.
+pub struct KrakenAdapter {
+    settings: KrakenSettings,
+    publish: Recipient<Publish>,
+    markets: Option<Arc<KrakenMarkets>>,
+    upstream: Option<Upstream>,
+    /// Channels demanded.
+    wanted: BTreeMap<String, Want>,
+    /// The channels last given to the upstream.
+    streaming: BTreeSet<String>,
+    /// The books of wanted `book:` channels, by ccxt symbol.
+    books: HashMap<String, PairBook>,
+    /// The last ticker of wanted `ticker:` channels, by ccxt symbol.
+    tickers: HashMap<String, Ticker>,
+    health: Health,
+    /// Between a `Connected` and the next `Disconnected`.
+    connected: bool,
+    /// `up` is due at the first snapshot (or message) of the connection.
+    up_pending: bool,
+    market_failures: u32,
+    flush_scheduled: bool,
+    generation: u64,
+    logs: HashMap<&'static str, LogLimit>,
+    stats: KrakenStats,
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_START.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
+/// The log kind of a message that could not be read.
+fn error_kind(error: &MessageError) -> &'static str {
+    match error {
+        MessageError::Json(_) => "invalid JSON",
+        MessageError::Shape(_) => "unexpected shape",
+        MessageError::UnknownEvent(_) => "unknown event",
+        MessageError::UnknownChannel(_) => "unsupported channel",
+        MessageError::UnknownPair(_) => "unknown pair",
+        MessageError::BadNumber(_) => "bad number",
+        MessageError::BadField { .. } => "bad field",
+    }
+}
+
+impl KrakenAdapter {
+    /// An adapter publishing through `publish` (the Router). It starts reading the market list
+    /// when started; register it with the Router for its [`Demand`]s.
+    pub fn new(settings: KrakenSettings, publish: Recipient<Publish>) -> Self {
+        if let Err(problem) = settings.check() {
+            warn!(
+                "{problem} (running with book depth {})",
+                settings.subscription_depth()
+            );
+        }
+        KrakenAdapter {
+            settings,
+            publish,
+            markets: None,
+            upstream: None,
+            wanted: BTreeMap::new(),
+            streaming: BTreeSet::new(),
+            books: HashMap::new(),
+            tickers: HashMap::new(),
+            health: Health::Starting,
+            connected: false,
+            up_pending: false,
+            market_failures: 0,
+            flush_scheduled: false,
+            generation: 0,
+            logs: HashMap::new(),
+            stats: KrakenStats::default(),
+        }
+    }
+
+    fn rest_url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.rest_url.trim_end_matches('/'))
+    }
+
+    fn publish_depth(&self) -> usize {
+        self.settings.publish_depth.max(1)
+    }
+
+    // ------------------------------------------------------------ publishing
+
+    fn send_json(&self, channel: String, value: &impl Serialize) {
+        let data = serde_json::to_vec(value).expect("ccxt structures serialize");
+        self.publish.do_send(Publish {
+            channel,
+            data: Bytes::from(data),
+        });
+    }
+
+    fn announce(&self, mut notice: Value) {
+        if let Value::Object(fields) = &mut notice {
+            fields.insert("type".into(), "adapter".into());
+            fields.insert("exchange".into(), NAME.into());
+        }
+        self.send_json(NOTIFICATIONS.to_owned(), &notice);
+    }
+
+    fn announce_up(&mut self) {
+        self.health = Health::Up;
+        self.up_pending = false;
+        self.announce(json!({"status": "up"}));
+    }
+
+    fn announce_down(&mut self, reason: String) {
+        if self.health == Health::Down {
+            debug!("kraken: still down: {reason}");
+            return;
+        }
+        warn!("kraken: down: {reason} (logged once until it is up again)");
+        self.health = Health::Down;
+        self.announce(json!({"status": "down", "reason": truncate(reason, MAX_REASON)}));
+    }
+
+    fn channel_error(&self, channel: &str, reason: &str) {
+        self.announce(json!({
+            "status": "channel_error",
+            "channel": truncate(channel.to_owned(), MAX_REASON),
+            "reason": truncate(reason.to_owned(), MAX_REASON),
+        }));
+    }
+
+    /// Logs `message` at most once per [`LOG_EVERY`] for `kind`, saying how many were not.
+    fn log_limited(&mut self, kind: &'static str, message: impl FnOnce() -> String) {
+        let limit = self.logs.entry(kind).or_default();
+        let now = Instant::now();
+        if limit
+            .last
+            .is_some_and(|last| now.duration_since(last) < LOG_EVERY)
+        {
+            limit.suppressed += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut limit.suppressed);
+        limit.last = Some(now);
+        if suppressed > 0 {
+            warn!(
+                "kraken: {} ({suppressed} more of this kind since the last)",
+                message()
+            );
+        } else {
+            warn!("kraken: {} (logged at most once a minute)", message());
+        }
+    }
+
+    fn is_streamed(&self, kind: Kind, symbol: &str) -> bool {
+        matches!(
+            self.wanted.get(&kind.channel(symbol)),
+            Some(Want::Stream { .. })
+        )
+    }
+
+    // ------------------------------------------------------------ markets
+
+    fn fetch_markets(&mut self, ctx: &mut Context<Self>) {
+        let url = self.rest_url("/0/public/AssetPairs");
+        let fetch = async move {
+            let body = http::get(&url, MARKETS_TIMEOUT, MARKETS_MAX_BODY)
+                .await
+                .map_err(|e| format!("market list: {e}"))?;
+            let text = std::str::from_utf8(&body).map_err(|_| "market list: not UTF-8")?;
+            let markets = KrakenMarkets::from_asset_pairs(text).map_err(|e| e.to_string())?;
+            if markets.is_empty() {
+                return Err("market list: no markets".to_owned());
+            }
+            Ok(markets)
+        };
+        ctx.spawn(
+            fetch
+                .into_actor(self)
+                .map(|result, act, ctx| act.markets_fetched(result, ctx)),
+        );
+    }
+
+    fn markets_fetched(&mut self, result: Result<KrakenMarkets, String>, ctx: &mut Context<Self>) {
+        let markets = match result {
+            Ok(markets) => markets,
+            Err(reason) => {
+                self.market_failures = self.market_failures.saturating_add(1);
+                let retry = retry_after(self.market_failures);
+                self.announce_down(format!("{reason} (retrying in {retry:?})"));
+                ctx.run_later(retry, |act, ctx| act.fetch_markets(ctx));
+                return;
+            }
+        };
+        info!(
+            "kraken: {} markets ({} pairs skipped)",
+            markets.len(),
+            markets.skipped().len()
+        );
+        self.market_failures = 0;
+        let markets = Arc::new(markets);
+        let feed = KrakenFeed::new(
+            self.settings.ws_url.clone(),
+            markets.clone(),
+            self.settings.subscription_depth(),
+        );
+        let settings = UpstreamSettings {
+            heartbeat_timeout: self.settings.heartbeat_timeout,
+            ..UpstreamSettings::default()
+        };
+        self.upstream = Some(Upstream::spawn(
+            Arc::new(feed),
+            settings,
+            ctx.address().recipient(),
+        ));
+        self.markets = Some(markets);
+        let pending: Vec<String> = self
+            .wanted
+            .iter()
+            .filter(|(_, want)| **want == Want::Pending)
+            .map(|(channel, _)| channel.clone())
+            .collect();
+        for channel in pending {
+            self.start_channel(channel);
+        }
+        self.announce_up();
+        self.schedule_flush(ctx);
+    }
+
+    // ------------------------------------------------------------ demand
+
+    /// Takes a demanded channel once the market list is known.
+    fn start_channel(&mut self, channel: String) {
+        let Some(markets) = &self.markets else {
+            self.wanted.insert(channel, Want::Pending);
+            return;
+        };
+        let resolved = parse_channel(&channel).and_then(|(kind, symbol)| {
+            let pair = markets.by_symbol(symbol).ok_or_else(|| {
+                let symbol: String = symbol.chars().take(64).collect();
+                format!("unknown symbol {symbol:?}: not in Kraken's market list")
+            })?;
+            Ok((kind, pair.market.symbol.clone(), pair.ws_name.clone()))
+        });
+        match resolved {
+            Ok((kind, symbol, ws_name)) => {
+                debug!("kraken: streaming {channel}");
+                match kind {
+                    Kind::Book => {
+                        let book =
+                            KrakenBook::new(symbol.as_str(), self.settings.subscription_depth());
+                        self.books.insert(
+                            symbol.clone(),
+                            PairBook {
+                                ws_name,
+                                book,
+                                resync: None,
+                                refused: false,
+                            },
+                        );
+                    }
+                    Kind::Ticker | Kind::Trades => {}
+                }
+                self.wanted.insert(
+                    channel,
+                    Want::Stream {
+                        kind,
+                        symbol,
+                        refused: false,
+                    },
+                );
+            }
+            Err(reason) => {
+                warn!("kraken: {channel:?} is published by nobody: {reason}");
+                self.channel_error(&channel, &reason);
+                self.wanted.insert(channel, Want::Invalid);
+            }
+        }
+    }
+
+    fn stop_channel(&mut self, channel: &str) {
+        if let Some(Want::Stream { kind, symbol, .. }) = self.wanted.remove(channel) {
+            debug!("kraken: no longer streaming {channel}");
+            match kind {
+                Kind::Book => {
+                    self.books.remove(&symbol);
+                }
+                Kind::Ticker => {
+                    self.tickers.remove(&symbol);
+                }
+                Kind::Trades => {}
+            }
+        }
+    }
+
+    /// Gives the upstream the wanted set soon, once for all the demands that arrive together.
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.run_later(Duration::ZERO, |act, _| {
+                act.flush_scheduled = false;
+                act.flush();
+            });
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(upstream) = &self.upstream else {
+            return;
+        };
+        let channels: BTreeSet<String> = self
+            .wanted
+            .iter()
+            .filter(|(_, want)| matches!(want, Want::Stream { .. }))
+            .map(|(channel, _)| channel.clone())
+            .collect();
+        if channels == self.streaming {
+            return;
+        }
+        if channels.is_empty() {
+            // The upstream closes the connection without a `Disconnected`.
+            self.connected = false;
+        }
+        upstream.set_channels(channels.clone());
+        self.streaming = channels;
+    }
+
+    // ------------------------------------------------------------ upstream
+
+    fn reset_books(&mut self) {
+        let depth = self.settings.subscription_depth();
+        for (symbol, pair) in &mut self.books {
+            pair.book = KrakenBook::new(symbol.as_str(), depth);
+            pair.resync = None;
+            pair.refused = false;
+        }
+    }
+
+    fn on_connected(&mut self, channels: &BTreeSet<String>) {
+        if self.connected {
+            // The channels changed on the live connection: the new books are empty already.
+            debug!("kraken: now streaming {} channels", channels.len());
+            return;
+        }
+        self.connected = true;
+        self.stats.connects += 1;
+        info!("kraken: connected, {} channels", channels.len());
+        self.reset_books();
+        // Channels refused on the last connection are asked once more on this one.
+        for want in self.wanted.values_mut() {
+            if let Want::Stream { refused, .. } = want {
+                *refused = false;
+            }
+        }
+        if self.health != Health::Up {
+            self.up_pending = true;
+        }
+    }
+
+    fn on_disconnected(&mut self, reason: String) {
+        self.connected = false;
+        self.up_pending = false;
+        self.stats.disconnects += 1;
+        self.reset_books();
+        self.announce_down(format!("connection: {reason}"));
+    }
+
+    fn on_message(&mut self, text: &str, ctx: &mut Context<Self>) {
+        self.stats.messages += 1;
+        let Some(markets) = self.markets.clone() else {
+            return;
+        };
+        let message = match parse_message(text, &markets) {
+            Ok(message) => message,
+            Err(error) => {
+                let kind = error_kind(&error);
+                *self.stats.bad_messages.entry(kind).or_default() += 1;
+                self.log_limited(kind, || format!("message ignored: {error}"));
+                return;
+            }
+        };
+        let mut snapshot = false;
+        match message {
+            KrakenMessage::Book(book) => snapshot = self.on_book(book, ctx),
+            KrakenMessage::Trades(trades) => {
+                for trade in trades {
+                    if self.is_streamed(Kind::Trades, &trade.symbol) {
+                        self.stats.trade_publications += 1;
+                        self.send_json(Kind::Trades.channel(&trade.symbol), &trade);
+                    } else {
+                        self.stats.ignored += 1;
+                    }
+                }
+            }
+            KrakenMessage::Ticker(ticker) => {
+                let symbol = ticker.symbol.clone();
+                if self.is_streamed(Kind::Ticker, &symbol) {
+                    self.stats.ticker_publications += 1;
+                    self.send_json(Kind::Ticker.channel(&symbol), &ticker);
+                    self.tickers.insert(symbol, *ticker);
+                } else {
+                    self.stats.ignored += 1;
+                }
+            }
+            KrakenMessage::SubscriptionStatus(status) => self.on_subscription(status, &markets),
+            KrakenMessage::SystemStatus(status) => {
+                if status.status == "online" {
+                    debug!("kraken: system status online");
+                } else {
+                    let status = status.status.clone();
+                    self.log_limited("system status", || format!("system status {status:?}"));
+                }
+            }
+            KrakenMessage::Heartbeat | KrakenMessage::Pong { .. } => {}
+        }
+        if self.up_pending && (snapshot || self.books.is_empty()) {
+            info!("kraken: up again");
+            self.announce_up();
+        }
+    }
+
+    /// Applies a book message; whether it was a snapshot that put a book in sync.
+    fn on_book(&mut self, message: BookMessage<'_>, ctx: &mut Context<Self>) -> bool {
+        enum Outcome {
+            Published { book: OrderBook, resynced: bool },
+            Ignored,
+            Resync { reason: String, mismatch: bool },
+        }
+        let symbol = message.pair.market.symbol.as_str();
+        let publish_depth = self.publish_depth();
+        let checked = message.delta.checksum.is_some();
+        let outcome = match self.books.get_mut(symbol) {
+            None => Outcome::Ignored,
+            Some(pair) if message.snapshot => {
+                // Kraken's largest depth bounds the book whatever the message says.
+                let mut book = KrakenBook::new(symbol, message.depth.min(1000));
+                let result = book.apply_snapshot(&message.delta);
+                pair.book = book;
+                pair.refused = false;
+                match result {
+                    Ok(()) => Outcome::Published {
+                        book: pair.book.to_ccxt(publish_depth),
+                        resynced: pair.resync.take().is_some(),
+                    },
+                    Err(error) => Outcome::Resync {
+                        reason: format!("snapshot: {error}"),
+                        mismatch: true,
+                    },
+                }
+            }
+            // Waiting for the new snapshot, or refused.
+            Some(pair) if pair.resync.is_some() || pair.refused => Outcome::Ignored,
+            Some(pair) => match pair.book.apply_update(&message.delta) {
+                Ok(()) => Outcome::Published {
+                    book: pair.book.to_ccxt(publish_depth),
+                    resynced: false,
+                },
+                Err(error @ BookError::ChecksumMismatch { .. }) => Outcome::Resync {
+                    reason: error.to_string(),
+                    mismatch: true,
+                },
+                Err(BookError::NotSynced) => Outcome::Resync {
+                    reason: "book update before its snapshot".to_owned(),
+                    mismatch: false,
+                },
+            },
+        };
+        match outcome {
+            Outcome::Ignored => {
+                self.stats.ignored += 1;
+                false
+            }
+            Outcome::Resync { reason, mismatch } => {
+                self.stats.checksum_mismatches += u64::from(mismatch);
+                self.resync(symbol.to_owned(), reason, ctx);
+                false
+            }
+            Outcome::Published { book, resynced } => {
+                if message.snapshot {
+                    self.stats.snapshots += 1;
+                } else {
+                    self.stats.updates += 1;
+                }
+                self.stats.checksums_verified += u64::from(checked);
+                self.stats.book_publications += 1;
+                self.send_json(Kind::Book.channel(symbol), &book);
+                if resynced {
+                    self.stats.resyncs_done += 1;
+                    info!("kraken: {symbol} book in sync again");
+                    let resyncing = self.books.values().any(|p| p.resync.is_some());
+                    if !resyncing && self.health == Health::Up && !self.up_pending {
+                        self.announce_up();
+                    }
+                }
+                message.snapshot
+            }
+        }
+    }
+
+    /// Takes `symbol`'s book out of publication and asks Kraken for it again: unsubscribe now,
+    /// subscribe once Kraken confirms; a connection made again if no snapshot comes in time.
+    fn resync(&mut self, symbol: String, reason: String, ctx: &mut Context<Self>) {
+        let depth = self.settings.subscription_depth();
+        self.generation += 1;
+        let generation = self.generation;
+        let Some(pair) = self.books.get_mut(&symbol) else {
+            return;
+        };
+        pair.book = KrakenBook::new(symbol.as_str(), depth);
+        pair.resync = Some(Resync {
+            generation,
+            subscribing: false,
+        });
+        let unsubscribe = request(
+            "unsubscribe",
+            REQ_RESYNC_UNSUBSCRIBE,
+            Kind::Book,
+            &[pair.ws_name.as_str()],
+            depth,
+        );
+        self.stats.resyncs += 1;
+        warn!("kraken: {symbol} book out of sync ({reason}): resubscribing");
+        self.announce(json!({
+            "status": "resyncing",
+            "symbol": symbol,
+            "reason": truncate(reason, MAX_REASON),
+        }));
+        if let Some(upstream) = &self.upstream {
+            upstream.send(unsubscribe);
+        }
+        let wait = self.settings.heartbeat_timeout;
+        ctx.run_later(wait, move |act, _| {
+            let overdue = act
+                .books
+                .get(&symbol)
+                .and_then(|pair| pair.resync)
+                .is_some_and(|resync| resync.generation == generation);
+            if overdue {
+                warn!("kraken: no {symbol} book snapshot within {wait:?}: connecting again");
+                if let Some(upstream) = &act.upstream {
+                    upstream.reconnect();
+                }
+            }
+        });
+    }
+
+    fn on_subscription(&mut self, status: SubscriptionStatus, markets: &KrakenMarkets) {
+        let kind = status
+            .subscription
+            .as_deref()
+            .and_then(Kind::from_kraken_name);
+        let pair: Option<&KrakenPair> = status
+            .pair
+            .as_deref()
+            .and_then(|name| markets.by_ws_name(name).ok());
+        let (Some(kind), Some(pair)) = (kind, pair) else {
+            if status.state == SubscriptionState::Error {
+                let message = status.error_message.clone().unwrap_or_default();
+                self.log_limited("subscription error", || {
+                    format!("request refused: {message:?}")
+                });
+            }
+            return;
+        };
+        let symbol = pair.market.symbol.clone();
+        let channel = kind.channel(&symbol);
+        let depth = self.settings.subscription_depth();
+        let resync = match kind {
+            Kind::Book => self.books.get(&symbol).and_then(|p| p.resync),
+            _ => None,
+        };
+        match status.state {
+            SubscriptionState::Subscribed => debug!("kraken: subscribed to {channel}"),
+            SubscriptionState::Unsubscribed | SubscriptionState::Error
+                if resync.is_some_and(|r| !r.subscribing)
+                    && (status.state == SubscriptionState::Unsubscribed
+                        || status.reqid == Some(REQ_RESYNC_UNSUBSCRIBE)) =>
+            {
+                // The resync's unsubscribe is done (or there was nothing to unsubscribe).
+                if let Some(pair) = self.books.get_mut(&symbol) {
+                    if let Some(resync) = &mut pair.resync {
+                        resync.subscribing = true;
+                    }
+                    let subscribe = request(
+                        "subscribe",
+                        REQ_RESYNC_SUBSCRIBE,
+                        Kind::Book,
+                        &[pair.ws_name.as_str()],
+                        depth,
+                    );
+                    if let Some(upstream) = &self.upstream {
+                        upstream.send(subscribe);
+                    }
+                }
+            }
+            SubscriptionState::Unsubscribed => debug!("kraken: unsubscribed from {channel}"),
+            SubscriptionState::Error if status.reqid == Some(REQ_UNSUBSCRIBE) => {
+                debug!(
+                    "kraken: unsubscribe from {channel} refused: {:?}",
+                    status.error_message
+                );
+            }
+            SubscriptionState::Error => {
+                self.stats.refused += 1;
+                let reason = status.error_message.unwrap_or_else(|| "refused".to_owned());
+                if let Some(pair) = self.books.get_mut(&symbol) {
+                    // No resync loop: the book waits for the next connection.
+                    pair.resync = None;
+                    pair.refused = true;
+                }
+                match self.wanted.get_mut(&channel) {
+                    Some(Want::Stream { refused, .. }) if !*refused => {
+                        *refused = true;
+                        warn!("kraken: subscription to {channel} refused: {reason}");
+                        self.channel_error(&channel, &format!("Kraken refused: {reason}"));
+                    }
+                    Some(_) => debug!("kraken: {channel} refused again: {reason}"),
+                    None => debug!("kraken: refused {channel}, which nobody wants: {reason}"),
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ exchange.*
+
+    fn call(&self, call: &ExchangeCall) -> Result<Answer, ExchangeError> {
+        let method = call.method;
+        let not_supported = |what: &str| {
+            Err(ExchangeError::new(
+                ErrorKind::NotSupported,
+                format!("{NAME}: {} {what}", method.name()),
+            ))
+        };
+        match method {
+            ExchangeMethod::LoadMarkets => {
+                let markets = self.markets()?;
+                let map: Map<String, Value> = markets
+                    .markets()
+                    .map(|m| (m.symbol.clone(), json_value(m)))
+                    .collect();
+                Ok(Answer::Now(Value::Object(map)))
+            }
+            ExchangeMethod::FetchOrderBook => {
+                let pair = self.pair(&call.params)?;
+                let limit = limit(&call.params)?;
+                if let Some(book) = self.books.get(&pair.market.symbol) {
+                    if book.book.is_synced() {
+                        let depth = limit.unwrap_or(book.book.depth());
+                        return Ok(Answer::Now(json_value(&book.book.to_ccxt(depth))));
+                    }
+                }
+                let count = limit.unwrap_or(100).min(REST_MAX_COUNT);
+                let url = self.rest_url(&format!(
+                    "/0/public/Depth?pair={}&count={count}",
+                    pair.market.id
+                ));
+                let symbol = pair.market.symbol.clone();
+                Ok(Answer::Later(Box::pin(async move {
+                    let result = rest_get(&url).await?;
+                    let book = parse_rest_depth(result.get(), &symbol)?;
+                    Ok(json_value(&book))
+                })))
+            }
+            ExchangeMethod::FetchTicker => {
+                let pair = self.pair(&call.params)?;
+                if let Some(ticker) = self.tickers.get(&pair.market.symbol) {
+                    return Ok(Answer::Now(json_value(ticker)));
+                }
+                let url = self.rest_url(&format!("/0/public/Ticker?pair={}", pair.market.id));
+                let markets = self.markets()?.clone();
+                let ws_name = pair.ws_name.clone();
+                Ok(Answer::Later(Box::pin(async move {
+                    let result = rest_get(&url).await?;
+                    let ticker = parse_rest_ticker(result.get(), &ws_name, &markets)?;
+                    Ok(json_value(&ticker))
+                })))
+            }
+            ExchangeMethod::FetchTickers
+            | ExchangeMethod::FetchTrades
+            | ExchangeMethod::FetchOhlcv => not_supported(
+                "is not supported by this adapter yet: subscribe to ticker:kraken:<symbol> or \
+                 trades:kraken:<symbol>, or use fetch_ticker",
+            ),
+            ExchangeMethod::Login
+            | ExchangeMethod::FetchBalance
+            | ExchangeMethod::CreateOrder
+            | ExchangeMethod::CancelOrder
+            | ExchangeMethod::FetchOrder
+            | ExchangeMethod::FetchOpenOrders
+            | ExchangeMethod::FetchMyTrades => {
+                not_supported("is not supported: the kraken adapter serves public market data only")
+            }
+        }
+    }
+
+    fn markets(&self) -> Result<&Arc<KrakenMarkets>, ExchangeError> {
+        self.markets.as_ref().ok_or_else(|| {
+            ExchangeError::new(
+                ErrorKind::ExchangeNotAvailable,
+                "kraken: the market list is not loaded yet",
+            )
+        })
+    }
+
+    fn pair(&self, params: &Map<String, Value>) -> Result<&KrakenPair, ExchangeError> {
+        let symbol = match params.get("symbol") {
+            Some(Value::String(symbol)) => symbol,
+            None | Some(Value::Null) => return Err(bad("symbol required")),
+            Some(_) => return Err(bad("symbol must be a string")),
+        };
+        self.markets()?.by_symbol(symbol).ok_or_else(|| {
+            let symbol: String = symbol.chars().take(64).collect();
+            ExchangeError::new(
+                ErrorKind::BadSymbol,
+                format!("kraken has no market {symbol}"),
+            )
+        })
+    }
+}
+
+/// The answer of an `exchange.*` call: at once, or after a REST request.
+enum Answer {
+    Now(Value),
+    Later(Pin<Box<dyn Future<Output = Result<Value, ExchangeError>>>>),
+}
+
+fn json_value(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).expect("ccxt structures serialize")
+}
+
+fn bad(message: &str) -> ExchangeError {
+    ExchangeError::new(ErrorKind::BadRequest, message)
+}
+
+fn limit(params: &Map<String, Value>) -> Result<Option<usize>, ExchangeError> {
+    match params.get("limit") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| bad("limit must be an integer from 1 to 1000")),
+    }
+}
+
+fn http_error(error: HttpError) -> ExchangeError {
+    let kind = match &error {
+        HttpError::Timeout(_) => ErrorKind::RequestTimeout,
+        HttpError::Status(429) => ErrorKind::RateLimitExceeded,
+        HttpError::Status(status) if *status >= 500 => ErrorKind::ExchangeNotAvailable,
+        _ => ErrorKind::NetworkError,
+    };
+    ExchangeError::new(kind, format!("kraken: {error}"))
+}
+
+/// Kraken's REST envelope.
+#[derive(Deserialize)]
+struct RestResponse {
+    #[serde(default)]
+    error: Vec<String>,
+    result: Option<BTreeMap<String, Box<RawValue>>>,
+}
+
+/// The error of a REST answer's `error` list.
+fn kraken_error(errors: &[String]) -> ExchangeError {
+    let has = |text: &str| errors.iter().any(|e| e.contains(text));
+    let kind = if has("Unknown asset pair") {
+        ErrorKind::BadSymbol
+    } else if has("Rate limit") || has("Too many requests") {
+        ErrorKind::RateLimitExceeded
+    } else if has("Invalid arguments") {
+        ErrorKind::BadRequest
+    } else {
+        ErrorKind::ExchangeNotAvailable
+    };
+    ExchangeError::new(
+        kind,
+        truncate(format!("kraken: {}", errors.join("; ")), MAX_REASON),
+    )
+}
+
+fn malformed(what: &str) -> ExchangeError {
+    ExchangeError::new(
+        ErrorKind::NetworkError,
+        format!("kraken: malformed {what} answer"),
+    )
+}
+
+/// GETs a public REST endpoint and returns the one entry of its `result`.
+async fn rest_get(url: &str) -> Result<Box<RawValue>, ExchangeError> {
+    let body = http::get(url, REST_TIMEOUT, REST_MAX_BODY)
+        .await
+        .map_err(http_error)?;
+    let response: RestResponse = serde_json::from_slice(&body).map_err(|_| malformed("REST"))?;
+    if !response.error.is_empty() {
+        return Err(kraken_error(&response.error));
+    }
+    response
+        .result
+        .and_then(|result| result.into_values().next())
+        .ok_or_else(|| malformed("REST"))
+}
+
+/// A `Depth` result (`{"asks":[["price","volume",time],...],"bids":[...]}`) as a ccxt book,
+/// as ccxt's `fetchOrderBook` makes it (no timestamp, no nonce).
+fn parse_rest_depth(result: &str, symbol: &str) -> Result<OrderBook, ExchangeError> {
+    #[derive(Deserialize)]
+    struct Depth {
+        asks: Vec<Vec<Value>>,
+        bids: Vec<Vec<Value>>,
+    }
+    let depth: Depth = serde_json::from_str(result).map_err(|_| malformed("Depth"))?;
+    let number = |value: Option<&Value>| -> Result<f64, ExchangeError> {
+        let parsed = match value {
+            Some(Value::String(text)) => text.parse::<f64>().ok(),
+            Some(Value::Number(n)) => n.as_f64(),
+            _ => None,
+        };
+        parsed
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| malformed("Depth"))
+    };
+    let levels = |side: &[Vec<Value>]| -> Result<Vec<[f64; 2]>, ExchangeError> {
+        side.iter()
+            .map(|level| Ok([number(level.first())?, number(level.get(1))?]))
+            .collect()
+    };
+    Ok(OrderBook::new(
+        symbol,
+        levels(&depth.bids)?,
+        levels(&depth.asks)?,
+        Timestamp::NONE,
+        None,
+    ))
+}
+
+/// A `Ticker` result as ccxt's `fetchTicker` makes it, through the v1 ticker parser (the REST
+/// ticker has the WebSocket's fields, `o` as one string).
+fn parse_rest_ticker(
+    result: &str,
+    ws_name: &str,
+    markets: &KrakenMarkets,
+) -> Result<Ticker, ExchangeError> {
+    let pair = serde_json::to_string(ws_name).map_err(|_| malformed("Ticker"))?;
+    let message = format!("[0,{result},\"ticker\",{pair}]");
+    match parse_message(&message, markets) {
+        Ok(KrakenMessage::Ticker(ticker)) => Ok(*ticker),
+        _ => Err(malformed("Ticker")),
+    }
+}
+
+impl Actor for KrakenAdapter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        info!(
+            "kraken: starting ({}, {}, book depth {})",
+            self.settings.rest_url,
+            self.settings.ws_url,
+            self.settings.subscription_depth()
+        );
+        self.fetch_markets(ctx);
+    }
+}
+
+impl Handler<Demand> for KrakenAdapter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Demand, ctx: &mut Context<Self>) {
+        match msg {
+            Demand::Start { channel } => {
+                if !self.wanted.contains_key(&channel) {
+                    self.start_channel(channel);
+                }
+            }
+            Demand::Stop { channel } => self.stop_channel(&channel),
+        }
+        self.schedule_flush(ctx);
+    }
+}
+
+impl Handler<UpstreamEvent> for KrakenAdapter {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpstreamEvent, ctx: &mut Context<Self>) {
+        match msg {
+            UpstreamEvent::Connected { channels } => self.on_connected(&channels),
+            UpstreamEvent::Message(text) => self.on_message(&text, ctx),
+            UpstreamEvent::Disconnected { reason } => self.on_disconnected(reason),
+        }
+    }
+}
+
+impl Handler<ExchangeCall> for KrakenAdapter {
+    type Result = ResponseFuture<Result<Bytes, ExchangeError>>;
+
+    fn handle(&mut self, msg: ExchangeCall, _: &mut Context<Self>) -> Self::Result {
+        let to_bytes =
+            |value: Value| Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"));
+        match self.call(&msg) {
+            Ok(Answer::Now(value)) => {
+                let bytes = to_bytes(value);
+                Box::pin(async move { Ok(bytes) })
+            }
+            Ok(Answer::Later(future)) => Box::pin(async move { future.await.map(to_bytes) }),
+            Err(error) => Box::pin(async move { Err(error) }),
+        }
+    }
+}
+
+impl Handler<GetKrakenStats> for KrakenAdapter {
+    type Result = MessageResult<GetKrakenStats>;
+
+    fn handle(&mut self, _: GetKrakenStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats.clone())
+    }
+}
