@@ -726,3 +726,25 @@ async fn sys_stats_are_for_admins_with_a_grant() {
     );
     server.assert_no_panic();
 }
+
+#[tokio::test]
+async fn an_answer_too_large_for_the_queue_is_error_1005_not_a_disconnect() {
+    let server = Server::start_default(&[
+        ("RPC_CRYPTO_CLIENT__MAX_FRAME_SIZE", "1024"),
+        ("RPC_CRYPTO_CLIENT__QUEUE_MAX_SIZE", "2048"),
+    ]);
+    let mut client = client(&server, "").await;
+    let markets = call(&mut client, 2, "load_markets", json!({"exchange": "sim"})).await;
+    let (code, message) = markets.unwrap_err();
+    assert_eq!(code, 1005, "{message}");
+    // The session goes on.
+    let ticker = call(
+        &mut client,
+        3,
+        "fetch_ticker",
+        json!({"exchange": "sim", "symbol": "ETH/BTC"}),
+    )
+    .await;
+    assert!(ticker.is_ok(), "{ticker:?}");
+    server.assert_no_panic();
+}

@@ -164,7 +164,12 @@ async fn run(
                 None => return,
             }
         }
-        let ended = session(&*feed, &settings, &events, &mut commands, &mut channels).await;
+        let (ended, connected) =
+            session(&*feed, &settings, &events, &mut commands, &mut channels).await;
+        // A connection that was made starts the backoff over.
+        if connected {
+            backoff = settings.min_backoff;
+        }
         let wait = match ended {
             Ended::Stopped => return,
             Ended::Idle => continue,
@@ -197,14 +202,28 @@ async fn run(
     }
 }
 
-/// One connection, from connect to its end.
+/// One connection, from connect to its end; also whether it was made.
 async fn session(
     feed: &dyn Feed,
     settings: &UpstreamSettings,
     events: &Recipient<UpstreamEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     channels: &mut BTreeSet<String>,
-) -> Ended {
+) -> (Ended, bool) {
+    match connection(feed, settings, events, commands, channels).await {
+        Ok(ended) => (ended, true),
+        Err(ended) => (ended, false),
+    }
+}
+
+/// Connects (`Err` when that fails), then serves the connection until it ends.
+async fn connection(
+    feed: &dyn Feed,
+    settings: &UpstreamSettings,
+    events: &Recipient<UpstreamEvent>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    channels: &mut BTreeSet<String>,
+) -> Result<Ended, Ended> {
     let url = feed.url(channels);
     let config = WebSocketConfig::default()
         .max_message_size(Some(settings.max_message_size))
@@ -214,9 +233,24 @@ async fn session(
         tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), true, connector);
     let mut ws = match tokio::time::timeout(settings.connect_timeout, connect).await {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(error)) => return Ended::Lost(format!("connect: {error}")),
-        Err(_) => return Ended::Lost("connect: timed out".into()),
+        Ok(Err(error)) => return Err(Ended::Lost(format!("connect: {error}"))),
+        Err(_) => return Err(Ended::Lost("connect: timed out".into())),
     };
+    Ok(serve(feed, settings, events, commands, channels, &mut ws).await)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Subscribes, then passes messages on until the connection ends.
+async fn serve(
+    feed: &dyn Feed,
+    settings: &UpstreamSettings,
+    events: &Recipient<UpstreamEvent>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    channels: &mut BTreeSet<String>,
+    ws: &mut Socket,
+) -> Ended {
     for message in feed.subscribe(channels) {
         if let Err(error) = ws.send(Message::text(message)).await {
             return Ended::Lost(format!("subscribe: {error}"));
@@ -228,17 +262,24 @@ async fn session(
     let ping = feed.ping();
     let mut pings = tokio::time::interval(ping.as_ref().map_or(Duration::from_secs(3600), |p| p.0));
     pings.tick().await;
+    // Only what the exchange sends proves it alive: our own pings and commands do not.
+    let mut heard = tokio::time::Instant::now();
     loop {
-        let silence = tokio::time::sleep(settings.heartbeat_timeout);
+        let silence = tokio::time::sleep_until(heard + settings.heartbeat_timeout);
         tokio::select! {
             message = ws.next() => match message {
-                Some(Ok(Message::Text(text))) => events.do_send(UpstreamEvent::Message(text.to_string())),
+                Some(Ok(Message::Text(text))) => {
+                    heard = tokio::time::Instant::now();
+                    events.do_send(UpstreamEvent::Message(text.to_string()));
+                }
                 Some(Ok(Message::Binary(_))) => {
                     let _ = ws.close(None).await;
                     return Ended::Lost("a binary message from an exchange that sends text".into());
                 }
                 // tungstenite answers pings itself; pongs and raw frames need nothing.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    heard = tokio::time::Instant::now();
+                }
                 Some(Ok(Message::Close(frame))) => {
                     let reason = frame.map_or_else(|| "closed".to_owned(), |f| format!("closed: {} {}", f.code, f.reason));
                     return Ended::Lost(reason);
@@ -413,6 +454,45 @@ mod tests {
         let count = events.lock().unwrap().len();
         actix::clock::sleep(Duration::from_millis(700)).await;
         assert_eq!(events.lock().unwrap().len(), count, "idle: no reconnects");
+    }
+
+    /// A feed that pings every 50 ms.
+    struct PingingFeed(TestFeed);
+
+    impl Feed for PingingFeed {
+        fn url(&self, channels: &BTreeSet<String>) -> String {
+            self.0.url(channels)
+        }
+        fn subscribe(&self, channels: &BTreeSet<String>) -> Vec<String> {
+            self.0.subscribe(channels)
+        }
+        fn change(&self, a: &BTreeSet<String>, r: &BTreeSet<String>) -> Option<Vec<String>> {
+            self.0.change(a, r)
+        }
+        fn ping(&self) -> Option<(Duration, String)> {
+            Some((Duration::from_millis(50), "{\"event\":\"ping\"}".into()))
+        }
+    }
+
+    #[actix::test]
+    async fn our_own_pings_do_not_keep_a_silent_connection_alive() {
+        let (url, _) = stalling_server().await;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(events.clone()).start();
+        let settings = UpstreamSettings {
+            heartbeat_timeout: Duration::from_millis(300),
+            ..UpstreamSettings::default()
+        };
+        let feed = PingingFeed(TestFeed { url });
+        let upstream = Upstream::spawn(Arc::new(feed), settings, recorder.recipient());
+        upstream.set_channels(["a".to_owned()].into());
+        let seen = until(&events, 3).await;
+        assert_eq!(
+            seen.get(2),
+            Some(&UpstreamEvent::Disconnected {
+                reason: "no message for 300ms".into()
+            })
+        );
     }
 
     #[actix::test]

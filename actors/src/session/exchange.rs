@@ -115,7 +115,18 @@ pub(super) fn call(
                 if let Some(login) = login {
                     act.logins.insert(exchange, login);
                 }
-                answer(act, id, data)
+                // One answer may not take more than half the queue: it would cut the client
+                // off as slow (3008) for asking.
+                let room = act.config.client.queue_max_size / 2;
+                if data.len() > room {
+                    let error = ErrorReply::RESPONSE_TOO_LARGE.with_message(format!(
+                        "the answer has {} bytes, more than {room} a reply may have",
+                        data.len()
+                    ));
+                    fail(act, id, error)
+                } else {
+                    answer(act, id, data)
+                }
             }
             Ok(Ok(Err(error))) => fail(act, id, error.to_reply()),
             Ok(Err(_mailbox)) => fail(act, id, ErrorReply::INTERNAL),
