@@ -14,6 +14,7 @@
 //!   Balance), ccxt symbols and ccxt error kinds.
 //! - [`rates`]: fiat exchange rates: the ECB daily reference rates, cross rates, a simulated
 //!   source.
+//! - [`secure`]: seed-002 secure transport: XDR, the RSA handshake, AES-256-CBC frames.
 
 pub mod ccxt;
 pub mod codec;
@@ -22,6 +23,7 @@ pub mod handshake;
 pub mod json;
 pub mod rates;
 pub mod rpc;
+pub mod secure;
 
 /// The Centrifuge client protocol v2 (package `centrifugal.centrifuge.protocol`).
 #[allow(clippy::all, missing_docs)]
