@@ -1,6 +1,6 @@
 //! Recorded exchange traffic, in the line format of cryptofeed's captures (the real exchange
-//! recordings under `fixtures/exchanges/`), which the `replay` adapter and the adapters' tests
-//! feed through the real adapter code.
+//! recordings under `fixtures/exchanges/`), which the adapters' tests feed through the real
+//! adapter code.
 //!
 //! One record per line:
 //! - `URL <-> TS` — a connection opened at unix time TS (seconds, fractional)
