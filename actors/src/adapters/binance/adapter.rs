@@ -1485,6 +1485,18 @@ fn order_params(
         })?),
         Some(_) => return Err(bad("timeInForce must be a string")),
     };
+    // `postOnly: true` makes a GTC limit order a maker-only one (LIMIT_MAKER), whichever way the
+    // time in force was given; with IOC or FOK it is a contradiction.
+    let time_in_force = match (post_only, time_in_force) {
+        (false, tif) => tif,
+        (true, None | Some(TimeInForce::Gtc | TimeInForce::Po)) => Some(TimeInForce::Po),
+        (true, Some(_)) => {
+            return Err(ExchangeError::new(
+                ErrorKind::InvalidOrder,
+                "postOnly needs timeInForce GTC",
+            ))
+        }
+    };
     if order_type == OrderType::Market && time_in_force.is_some_and(|t| t != TimeInForce::Ioc) {
         return Err(ExchangeError::new(
             ErrorKind::InvalidOrder,
@@ -1582,5 +1594,53 @@ impl Handler<FullBook> for BinanceAdapter {
 
     fn handle(&mut self, msg: FullBook, _: &mut Context<Self>) -> Self::Result {
         self.books.get(&msg.0).and_then(|b| b.sync.snapshot())
+    }
+}
+
+#[cfg(test)]
+mod order_params_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::adapters::capture::{records, Record};
+
+    fn markets() -> Markets {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/exchanges/BINANCE.0"
+        ));
+        let body = records(text)
+            .find_map(|r| match r {
+                Ok(Record::Http { body, .. }) => Some(body),
+                _ => None,
+            })
+            .expect("the market list");
+        Markets::from_exchange_info(body).expect("it parses")
+    }
+
+    fn params(extra: serde_json::Value) -> Map<String, Value> {
+        let order = json!({"symbol": "NKN/USDT", "type": "limit", "side": "buy",
+                           "amount": "100", "price": "0.35", "params": extra});
+        order.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn post_only_makes_a_maker_only_order_whichever_way_it_is_asked() {
+        let markets = markets();
+        for extra in [
+            json!({"postOnly": true}),
+            json!({"postOnly": true, "timeInForce": "GTC"}),
+            json!({"timeInForce": "PO"}),
+        ] {
+            let order = order_params(&markets, &params(extra.clone())).unwrap();
+            assert_eq!(order.time_in_force, Some(TimeInForce::Po), "{extra}");
+        }
+        let plain = order_params(&markets, &params(json!({"timeInForce": "GTC"}))).unwrap();
+        assert_eq!(plain.time_in_force, Some(TimeInForce::Gtc));
+        let contradiction = order_params(
+            &markets,
+            &params(json!({"postOnly": true, "timeInForce": "IOC"})),
+        );
+        assert!(matches!(contradiction, Err(e) if e.kind == ErrorKind::InvalidOrder));
     }
 }
