@@ -43,6 +43,7 @@ use serde_json::{json, Map, Value};
 
 use super::http::{self, HttpError};
 use crate::adapters::contract::ExchangeError;
+use crate::adapters::truncated;
 use crate::channel::NOTIFICATIONS;
 use crate::router::{Demand, Publish};
 use crate::settings::duration;
@@ -260,8 +261,7 @@ impl RatesAdapter {
                         self.settings.url
                     );
                     self.health = Health::Down;
-                    let mut reason = e.to_string();
-                    truncate(&mut reason, MAX_REASON);
+                    let reason = truncated(e.to_string(), MAX_REASON);
                     self.notify(json!({
                         "type": "adapter", "exchange": EXCHANGE, "status": "down", "reason": reason,
                     }));
@@ -383,17 +383,6 @@ fn source_name(source: RatesSource) -> &'static str {
 fn backoff(failures: u32, max: Duration) -> Duration {
     let doublings = failures.saturating_sub(1).min(30);
     RETRY_START.saturating_mul(1 << doublings).min(max)
-}
-
-/// Cuts `text` to at most `max` bytes, on a character boundary.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
 }
 
 /// Today's UTC date, `YYYY-MM-DD`.

@@ -63,6 +63,7 @@ use super::stream::{parse_message, StreamError, StreamEvent};
 use crate::adapters::contract::{Credentials, ExchangeCall, ExchangeError, ExchangeMethod};
 use crate::adapters::decimal::Decimal;
 use crate::adapters::http::{self, HttpError};
+use crate::adapters::truncated;
 use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
 use crate::channel::NOTIFICATIONS;
 use crate::router::{Demand, Publish};
@@ -464,17 +465,6 @@ fn backoff(failures: u32, start: Duration) -> Duration {
     start.saturating_mul(1 << doublings).min(MAX_RETRY)
 }
 
-fn truncated(mut text: String) -> String {
-    if text.len() > MAX_REASON {
-        let mut end = MAX_REASON;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
 impl BinanceAdapter {
     /// An adapter publishing through `publish` (the Router).
     pub fn new(settings: BinanceSettings, publish: Recipient<Publish>) -> Self {
@@ -531,7 +521,7 @@ impl BinanceAdapter {
         self.health = health;
         let mut notice = Self::notice(health.as_str());
         if let Some(reason) = reason {
-            notice.insert("reason".into(), truncated(reason).into());
+            notice.insert("reason".into(), truncated(reason, MAX_REASON).into());
         }
         if let Some(markets) = &self.markets {
             notice.insert("markets".into(), markets.len().into());

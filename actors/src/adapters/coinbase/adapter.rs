@@ -47,6 +47,7 @@ use serde_json::{json, Map, Value};
 use super::{parse_message, FeedError, L2Update, Level2Books, Markets, Message, Snapshot};
 use crate::adapters::contract::{ExchangeCall, ExchangeError, ExchangeMethod};
 use crate::adapters::http;
+use crate::adapters::truncated;
 use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
 use crate::channel::NOTIFICATIONS;
 use crate::router::{Demand, Publish};
@@ -313,18 +314,6 @@ pub struct CoinbaseAdapter {
     health: Health,
     products_failures: u32,
     counts: CoinbaseCounts,
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn truncated(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
 }
 
 /// The backoff before attempt `n` (1-based): `min` doubled `n - 1` times, at most `max`.

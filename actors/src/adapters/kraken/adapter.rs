@@ -51,6 +51,7 @@ use super::v1::{
 };
 use crate::adapters::contract::{ExchangeCall, ExchangeError, ExchangeMethod};
 use crate::adapters::http::{self, HttpError};
+use crate::adapters::truncated;
 use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
 use crate::channel::NOTIFICATIONS;
 use crate::router::{Demand, Publish};
@@ -406,18 +407,6 @@ pub struct KrakenAdapter {
     stats: KrakenStats,
 }
 
-/// Cuts `text` to at most `max` bytes, on a character boundary.
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
 fn retry_after(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     RETRY_START.saturating_mul(1 << doublings).min(RETRY_MAX)
@@ -505,14 +494,14 @@ impl KrakenAdapter {
         }
         warn!("kraken: down: {reason} (logged once until it is up again)");
         self.health = Health::Down;
-        self.announce(json!({"status": "down", "reason": truncate(reason, MAX_REASON)}));
+        self.announce(json!({"status": "down", "reason": truncated(reason, MAX_REASON)}));
     }
 
     fn channel_error(&self, channel: &str, reason: &str) {
         self.announce(json!({
             "status": "channel_error",
-            "channel": truncate(channel.to_owned(), MAX_REASON),
-            "reason": truncate(reason.to_owned(), MAX_REASON),
+            "channel": truncated(channel.to_owned(), MAX_REASON),
+            "reason": truncated(reason.to_owned(), MAX_REASON),
         }));
     }
 
@@ -910,7 +899,7 @@ impl KrakenAdapter {
         self.announce(json!({
             "status": "resyncing",
             "symbol": symbol,
-            "reason": truncate(reason, MAX_REASON),
+            "reason": truncated(reason, MAX_REASON),
         }));
         if let Some(upstream) = &self.upstream {
             upstream.send(unsubscribe);
@@ -1162,7 +1151,7 @@ fn kraken_error(errors: &[String]) -> ExchangeError {
     };
     ExchangeError::new(
         kind,
-        truncate(format!("kraken: {}", errors.join("; ")), MAX_REASON),
+        truncated(format!("kraken: {}", errors.join("; ")), MAX_REASON),
     )
 }
 
