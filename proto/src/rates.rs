@@ -396,17 +396,8 @@ fn parse_date(raw: &[u8]) -> Result<i64, RatesError> {
     if !(1..=month_days).contains(&d) {
         return Err(bad());
     }
-    Ok(days_from_civil(y, m, d))
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    // Checked above: 1..=12 and 1..=31.
+    Ok(crate::ccxt::days_from_civil(y, m as u32, d as u32))
 }
 
 fn timestamp_of(days: i64) -> i64 {

@@ -138,6 +138,7 @@ pub use order::{Order, OrderStatus, TimeInForce};
 pub use order_book::OrderBook;
 pub use symbol::{common_currency, ExpiryDate, Symbol, SymbolError, SymbolKind};
 pub use ticker::Ticker;
+pub(crate) use time::days_from_civil;
 pub use time::{iso8601, Expiry, Iso8601, Timestamp};
 pub use trade::{Fee, OrderType, Side, TakerOrMaker, Trade};
 
