@@ -622,7 +622,8 @@ async fn the_exchange_streams_a_channel_from_its_first_subscriber_until_the_ling
 
 #[tokio::test]
 async fn fiat_rates_stream_on_their_channels_and_answer_rates_fetch() {
-    let server = Server::start_default(&[]);
+    // The simulated rates stay put for the test: one set of rates to compare with itself.
+    let server = Server::start_default(&[("RPC_CRYPTO_RATES__SIMULATED_INTERVAL", "1h")]);
     let mut client = client(&server, "").await;
     for (i, channel) in ["rates:ecb:EUR/USD", "rates:ecb:USD/JPY"]
         .iter()
@@ -650,17 +651,10 @@ async fn fiat_rates_stream_on_their_channels_and_answer_rates_fetch() {
     let cross = rpc_data(&client.call(fetch(10, "USD/JPY")).await);
     let usd = rpc_data(&client.call(fetch(11, "EUR/USD")).await);
     let jpy = rpc_data(&client.call(fetch(12, "EUR/JPY")).await);
-    // The simulated source moves each second: compare rates of one set (the same texts).
-    let same_set =
-        usd["info"]["USD"] == cross["info"]["USD"] && jpy["info"]["JPY"] == cross["info"]["JPY"];
-    assert!(
-        cross["info"]["USD"].is_string() && cross["info"]["JPY"].is_string(),
-        "{cross}"
-    );
-    if same_set {
-        let expected = jpy["rate"].as_f64().unwrap() / usd["rate"].as_f64().unwrap();
-        assert!((cross["rate"].as_f64().unwrap() / expected - 1.0).abs() < 1e-12);
-    }
+    assert_eq!(usd["info"]["USD"], cross["info"]["USD"], "one set of rates");
+    assert_eq!(jpy["info"]["JPY"], cross["info"]["JPY"], "one set of rates");
+    let expected = jpy["rate"].as_f64().unwrap() / usd["rate"].as_f64().unwrap();
+    assert!((cross["rate"].as_f64().unwrap() / expected - 1.0).abs() < 1e-12);
     let unknown = client.call(fetch(13, "EUR/XXX")).await;
     assert_eq!(error_code(&unknown), 1206);
     let malformed = client.call(rpc(14, "rates.fetch", "{}")).await;
