@@ -17,8 +17,9 @@ use rpc_crypto_actors::adapters::rates::RatesSettings;
 use rpc_crypto_actors::adapters::sim::exchange::SimSettings;
 use rpc_crypto_actors::auth::TokenSettings;
 use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules, Namespace};
+use rpc_crypto_actors::secure_keys::{KeyStore, KeyStoreError};
 use rpc_crypto_actors::settings::{
-    duration, ClientSettings, HistorySettings, SessionLimits, SessionSettings,
+    duration, ClientSettings, HistorySettings, SecureSettings, SessionLimits, SessionSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,9 @@ pub struct Config {
     pub api: ApiSettings,
     /// TLS for the listener.
     pub tls: TlsSettings,
+    /// The secure transport (`/connection/secure`, the cryptology client's protocol): its keys
+    /// and handshake limits.
+    pub secure: SecureSettings,
     /// The built-in paper-trading exchange.
     pub sim: SimSettings,
     /// Fiat exchange rates (`rates:ecb:EUR/USD`).
@@ -145,6 +149,7 @@ impl Default for Config {
             token: TokenSettings::default(),
             api: ApiSettings::default(),
             tls: TlsSettings::default(),
+            secure: SecureSettings::default(),
             sim: SimSettings::default(),
             rates: RatesSettings::default(),
             exchanges: ExchangesSettings::default(),
@@ -226,6 +231,7 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("namespace `{}`: {e}", ns.name)))?;
         }
         self.token.check().map_err(ConfigError::Invalid)?;
+        self.secure.check().map_err(ConfigError::Invalid)?;
         self.sim.check().map_err(ConfigError::Invalid)?;
         let e = &self.exchanges;
         for (name, check) in [
@@ -297,6 +303,16 @@ impl Config {
             "server API on"
         };
         format!("{anonymous}; {tokens}; {api}")
+    }
+
+    /// The secure transport's keys, read and checked: `None` when `secure.enabled` is off. Call
+    /// it before any actor starts, so that a bad key stops the start (like the TLS and token
+    /// keys).
+    pub fn secure_keys(&self) -> Result<Option<KeyStore>, KeyStoreError> {
+        if !self.secure.enabled {
+            return Ok(None);
+        }
+        KeyStore::load(&self.secure).map(Some)
     }
 
     /// The channel rules the sessions enforce.
@@ -406,6 +422,102 @@ mod tests {
             Config::default().access_summary(),
             "anonymous clients may read ticker, trades, book, ohlcv, rates and publish nowhere; \
              no token key is configured, so every token is refused; server API off"
+        );
+    }
+
+    #[test]
+    fn secure_is_off_by_default_and_needs_a_server_key_when_on() {
+        let config = Config::load(None, Vec::new()).unwrap();
+        assert!(!config.secure.enabled);
+        assert!(config.secure_keys().unwrap().is_none());
+        assert_eq!(config.secure.reload_interval, Duration::from_secs(10));
+
+        let error = Config::load(None, env(&[("RPC_CRYPTO_SECURE__ENABLED", "true")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("secure.server_key_file"), "{error}");
+
+        // Set, but the file does not exist: the settings pass, loading the keys does not.
+        let config = Config::load(
+            None,
+            env(&[
+                ("RPC_CRYPTO_SECURE__ENABLED", "true"),
+                (
+                    "RPC_CRYPTO_SECURE__SERVER_KEY_FILE",
+                    "/nonexistent/server.pem",
+                ),
+                ("RPC_CRYPTO_SECURE__RELOAD_INTERVAL", "0s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.secure.server_key_file.as_deref(),
+            Some(Path::new("/nonexistent/server.pem"))
+        );
+        assert!(config.secure.reload_interval.is_zero());
+        let error = config.secure_keys().unwrap_err().to_string();
+        assert!(
+            error.starts_with("secure.server_key_file /nonexistent/server.pem: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secure_settings_are_checked() {
+        let load = |text: &str| {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            let config: Config = toml::Value::Table(table).try_into()?;
+            config.validate()?;
+            Ok::<Config, ConfigError>(config)
+        };
+        let config = load(
+            "[secure]\nhandshakes_per_address = 60\nhandshakes_per_address_burst = 1\n\
+             handshakes_per_client = 0\nhandshakes_per_client_burst = 0\n\
+             [secure.clients]\n\"alice.1\" = \"-----BEGIN PUBLIC KEY-----\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.secure.handshakes_per_address, 60);
+        assert_eq!(config.secure.clients.len(), 1);
+
+        for (text, expected) in [
+            (
+                "[secure]\nhandshakes_per_client_burst = 0\n",
+                "secure.handshakes_per_client_burst",
+            ),
+            (
+                "[secure]\nhandshakes_per_address_burst = 0\n",
+                "secure.handshakes_per_address_burst",
+            ),
+            ("[secure]\nreload_interval = \"500ms\"\n", "reload_interval"),
+            ("[secure.clients]\n\"a/b\" = \"\"\n", "not a client id"),
+            ("[secure.clients]\n\"a b\" = \"\"\n", "not a client id"),
+            ("[secure.clients]\n\"\" = \"\"\n", "not a client id"),
+            ("[secure]\nheartbeat = 1\n", "unknown field"),
+        ] {
+            let error = match load(text) {
+                Ok(_) => panic!("accepted: {text}"),
+                Err(error) => error.to_string(),
+            };
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn secure_summary_names_files_not_keys() {
+        let mut secure = SecureSettings::default();
+        assert_eq!(secure.summary(), "secure transport off");
+        secure.enabled = true;
+        secure.server_key_file = Some("/etc/rpc-crypto/server.key.pem".into());
+        secure.clients.insert(
+            "alice".to_owned(),
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n".to_owned(),
+        );
+        let summary = secure.summary();
+        assert_eq!(
+            summary,
+            "secure transport on: server key /etc/rpc-crypto/server.key.pem, no clients_dir, \
+             1 inline client key(s), reloaded on change (checked every 10s) and on SIGHUP; \
+             handshakes per address 30/min burst 10, per client 12/min burst 5"
         );
     }
 

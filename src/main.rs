@@ -62,6 +62,21 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Write a new RSA key pair for the secure transport ([secure]): `PREFIX.key.pem`, the
+    /// private key (PKCS#8, readable by its owner only), and `PREFIX.pub.pem`, the public key
+    /// (SPKI).
+    Keygen {
+        /// Path and name of the files without the suffixes: `--out keys/server` writes
+        /// `keys/server.key.pem` and `keys/server.pub.pem`.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Key size in bits: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048, value_parser = parse_bits)]
+        bits: usize,
+        /// Overwrite the files if they exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// The commented example config; `genconfig` fills in its empty secrets.
@@ -82,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         } => gentoken(config, user, ttl, info, channels, channel),
         Command::Genconfig { output, force } => genconfig(output, force),
         Command::Checkconfig { config } => checkconfig(config),
+        Command::Keygen { out, bits, force } => keygen(&out, bits, force),
     }
 }
 
@@ -103,6 +119,14 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             );
         } else {
             log::info!("access: {}", config.access_summary());
+        }
+        if config.secure.enabled {
+            log::info!("{} ({})", config.secure.summary(), server::SECURE_PATH);
+            if !running.tls {
+                log::warn!(
+                    "the secure transport runs without TLS: its frames carry no MAC and its                      handshake does not authenticate the server; serve it over wss://"
+                );
+            }
         }
         running.run_until_signal().await?;
         log::info!("stopped");
@@ -155,7 +179,7 @@ fn genconfig(output: Option<PathBuf>, force: bool) -> anyhow::Result<()> {
             .write_all(text.as_bytes())
             .context("cannot write to stdout"),
         Some(path) => {
-            write_secret_file(&path, &text, force)?;
+            write_file(&path, &text, force, Readers::Owner)?;
             eprintln!("wrote {}", path.display());
             Ok(())
         }
@@ -192,8 +216,17 @@ fn example_config_with_secrets(hmac_secret: &str, api_key: &str) -> anyhow::Resu
     Ok(text)
 }
 
-/// Writes a file only its owner can read (it holds secrets); an existing file only with `force`.
-fn write_secret_file(path: &Path, text: &str, force: bool) -> anyhow::Result<()> {
+/// Who may read a file `write_file` writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Readers {
+    /// Only its owner: it holds secrets.
+    Owner,
+    Anyone,
+}
+
+/// Writes `path`; an existing file only with `force`. An owner-only file is made so before
+/// anything is written to it, an overwritten one included.
+fn write_file(path: &Path, text: &str, force: bool, readers: Readers) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if force {
@@ -203,7 +236,9 @@ fn write_secret_file(path: &Path, text: &str, force: bool) -> anyhow::Result<()>
         options.create_new(true);
     }
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    if readers == Readers::Owner {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
     let mut file = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow::anyhow!("{} exists; add --force to overwrite it", path.display())
@@ -211,6 +246,13 @@ fn write_secret_file(path: &Path, text: &str, force: bool) -> anyhow::Result<()>
             anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
         }
     })?;
+    // `mode` above applies only to a new file; one overwritten with --force may be readable by
+    // others.
+    #[cfg(unix)]
+    if readers == Readers::Owner {
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("cannot make {} owner-only", path.display()))?;
+    }
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
@@ -219,7 +261,78 @@ fn checkconfig(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
     TokenVerifier::from_settings(&config.token).context("invalid config")?;
     rpc_crypto::tls::server_config(&config.tls).context("invalid config")?;
+    config.secure_keys().context("invalid config")?;
     println!("config ok");
+    Ok(())
+}
+
+/// The RSA key sizes `keygen` makes.
+const KEY_BITS: [usize; 3] = [2048, 3072, 4096];
+
+fn parse_bits(text: &str) -> Result<usize, String> {
+    text.parse()
+        .ok()
+        .filter(|bits| KEY_BITS.contains(bits))
+        .ok_or_else(|| "must be 2048, 3072 or 4096".to_owned())
+}
+
+/// `PREFIX.key.pem` and `PREFIX.pub.pem`.
+fn key_pair_paths(prefix: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let Some(name) = prefix.file_name().and_then(|name| name.to_str()) else {
+        bail!(
+            "--out {} must end in a file name (e.g. --out keys/server writes \
+             keys/server.key.pem and keys/server.pub.pem)",
+            prefix.display()
+        );
+    };
+    if prefix.is_dir() {
+        bail!(
+            "--out {} is a directory; give a name in it, e.g. --out {}",
+            prefix.display(),
+            prefix.join("server").display()
+        );
+    }
+    Ok((
+        prefix.with_file_name(format!("{name}.key.pem")),
+        prefix.with_file_name(format!("{name}.pub.pem")),
+    ))
+}
+
+/// Writes a new key pair; prints the paths, never the private key.
+fn keygen(prefix: &Path, bits: usize, force: bool) -> anyhow::Result<()> {
+    let (private_path, public_path) = key_pair_paths(prefix)?;
+    if !force {
+        // Checked before the (slow) generation; the writes check again.
+        for path in [&private_path, &public_path] {
+            if path.exists() {
+                bail!("{} exists; add --force to overwrite it", path.display());
+            }
+        }
+    }
+    let key =
+        rpc_crypto_actors::secure_keys::generate_key(bits).context("cannot generate an RSA key")?;
+    write_file(&private_path, &key.to_pkcs8_pem(), force, Readers::Owner)?;
+    if let Err(error) = write_file(
+        &public_path,
+        &key.public_key().to_pem(),
+        force,
+        Readers::Anyone,
+    ) {
+        // Not half a pair: the private key just written goes again.
+        let _ = std::fs::remove_file(&private_path);
+        return Err(error);
+    }
+    let (private, public) = (private_path.display(), public_path.display());
+    println!("wrote {private} (private key, PKCS#8; keep it secret)");
+    println!("wrote {public} (public key, SPKI)");
+    println!(
+        "For the server: [secure] server_key_file = \"{private}\", and give {public} to the \
+         clients."
+    );
+    println!(
+        "For a client: copy {public} into [secure] clients_dir as <client id>.pem (or paste it \
+         into [secure.clients]); the client keeps {private}."
+    );
     Ok(())
 }
 
@@ -235,5 +348,17 @@ mod tests {
         assert_eq!(table["api"]["key"].as_str(), Some("bb"));
         // Nothing else changed.
         assert_eq!(text.lines().count(), EXAMPLE_CONFIG.lines().count());
+    }
+
+    #[test]
+    fn keygen_paths_and_bits() {
+        let (private, public) = key_pair_paths(Path::new("keys/alice")).unwrap();
+        assert_eq!(private, Path::new("keys/alice.key.pem"));
+        assert_eq!(public, Path::new("keys/alice.pub.pem"));
+        assert!(key_pair_paths(Path::new(".")).is_err());
+        assert!(key_pair_paths(&std::env::temp_dir()).is_err());
+        assert_eq!(parse_bits("3072"), Ok(3072));
+        assert!(parse_bits("1024").is_err());
+        assert!(parse_bits("2048x").is_err());
     }
 }

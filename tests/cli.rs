@@ -1,4 +1,4 @@
-//! The `gentoken`, `genconfig` and `checkconfig` commands, run as the built binary.
+//! The `gentoken`, `genconfig`, `checkconfig` and `keygen` commands, run as the built binary.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -210,6 +210,136 @@ fn checkconfig_reports_an_unreadable_key() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("token.rsa_public_key"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A directory in the temp dir that no other test (or test run) uses; removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = TempDir(TempPath::new(name).0.clone());
+        std::fs::create_dir_all(&dir.0).unwrap();
+        dir
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn keygen(prefix: &std::path::Path, extra: &[&str]) -> Output {
+    run(rpc_crypto()
+        .arg("keygen")
+        .arg("--out")
+        .arg(prefix)
+        .args(extra))
+}
+
+#[test]
+fn keygen_writes_a_matching_key_pair_and_does_not_overwrite_without_force() {
+    use rpc_crypto_proto::secure::{PrivateKey, PublicKey};
+
+    let dir = TempDir::new("keygen");
+    let prefix = dir.0.join("server");
+    let (private_path, public_path) = (dir.0.join("server.key.pem"), dir.0.join("server.pub.pem"));
+    let output = keygen(&prefix, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(
+        printed.contains(&private_path.display().to_string()),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&public_path.display().to_string()),
+        "{printed}"
+    );
+    assert!(printed.contains("server_key_file"), "{printed}");
+
+    let private_pem = std::fs::read_to_string(&private_path).unwrap();
+    let public_pem = std::fs::read_to_string(&public_path).unwrap();
+    assert!(private_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    // Never the private key on the terminal.
+    let body = private_pem.lines().nth(1).unwrap();
+    assert!(!printed.contains(body) && !printed.contains("PRIVATE KEY-----"));
+    let private = PrivateKey::from_pem(&private_pem).unwrap();
+    let public = PublicKey::from_pem(&public_pem).unwrap();
+    assert_eq!(private.public_key(), public);
+    assert_eq!(public.bits(), 2048);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&private_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    // Again without --force: refused before generating, files untouched.
+    let output = keygen(&prefix, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--force"), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&private_path).unwrap(), private_pem);
+    assert_eq!(std::fs::read_to_string(&public_path).unwrap(), public_pem);
+
+    // Only the public file exists: still refused, and the private one is not created.
+    let other = dir.0.join("other");
+    std::fs::write(dir.0.join("other.pub.pem"), "keep me").unwrap();
+    let output = keygen(&other, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!dir.0.join("other.key.pem").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("other.pub.pem")).unwrap(),
+        "keep me"
+    );
+
+    // With --force: a new pair.
+    let output = keygen(&prefix, &["--force"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let new_private = PrivateKey::from_pem(&std::fs::read_to_string(&private_path).unwrap());
+    let new_public = PublicKey::from_pem(&std::fs::read_to_string(&public_path).unwrap()).unwrap();
+    assert_eq!(new_private.unwrap().public_key(), new_public);
+    assert_ne!(new_public, public);
+
+    // Bad sizes are refused by the command line.
+    let output = keygen(&dir.0.join("small"), &["--bits", "1024"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!dir.0.join("small.key.pem").exists());
+}
+
+#[test]
+fn checkconfig_loads_the_secure_keys() {
+    let dir = TempDir::new("secure-config");
+    let output = keygen(&dir.0.join("server"), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let clients = dir.0.join("clients");
+    std::fs::create_dir(&clients).unwrap();
+    std::fs::copy(dir.0.join("server.pub.pem"), clients.join("alice.pem")).unwrap();
+    let checkconfig = || {
+        run(rpc_crypto()
+            .arg("checkconfig")
+            .env("RPC_CRYPTO_SECURE__ENABLED", "true")
+            .env(
+                "RPC_CRYPTO_SECURE__SERVER_KEY_FILE",
+                dir.0.join("server.key.pem"),
+            )
+            .env("RPC_CRYPTO_SECURE__CLIENTS_DIR", &clients))
+    };
+    let output = checkconfig();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "config ok\n");
+
+    std::fs::write(clients.join("bob.pem"), "-----BEGIN PUBLIC KEY-----\n").unwrap();
+    let output = checkconfig();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("secure.clients_dir") && stderr(&output).contains("bob.pem"),
         "{}",
         stderr(&output)
     );

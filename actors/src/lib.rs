@@ -14,6 +14,9 @@
 //! - [`adapters`]: the exchange adapters (`sim`, fiat `rates`) and the contract they answer.
 //! - [`auth`]: connection and subscription tokens (JWT).
 //! - [`settings`]: the settings the actors run with (the `[client]` and `[limits]` config tables).
+//! - [`secure_keys`]: the secure transport's RSA keys (server key, client public keys), shared by
+//!   its sessions and reloaded when the key files change or on SIGHUP.
+//! - [`handshake_limit`]: the secure transport's handshake rate limits, per address and per client.
 //!
 //! A message's path: socket → `Session` (`StreamHandler<ws::Message>`) → `commands::dispatch` →
 //! e.g. `commands/publish.rs` → `Router` (`Handler<Publish>`) → each subscriber's `Outbox` →
@@ -22,10 +25,12 @@
 pub mod adapters;
 pub mod auth;
 pub mod channel;
+pub mod handshake_limit;
 pub mod history;
 pub mod outbox;
 pub mod registry;
 pub mod router;
+pub mod secure_keys;
 pub mod session;
 pub mod settings;
 pub mod stats;

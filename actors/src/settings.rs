@@ -1,6 +1,9 @@
 //! Settings the actors run with, deserialized straight from the `[client]` and `[limits]` tables
 //! of the config file. Option names follow Centrifugo's where it has one.
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -139,6 +142,179 @@ impl Default for HistorySettings {
             max_size: 64 * 1024 * 1024,
         }
     }
+}
+
+/// The secure transport (seed 002, the cryptology client's protocol) on `/connection/secure`: an
+/// RSA handshake, then AES frames. Keys are loaded by [`crate::secure_keys::KeyStore`] and
+/// handshakes rate-limited by [`crate::handshake_limit::HandshakeLimiter`].
+///
+/// `Debug` lists the inline clients' ids, not their PEM text.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecureSettings {
+    /// Serve the secure transport. Off by default: it needs a server key.
+    pub enabled: bool,
+    /// PEM file: the server's RSA private key (PKCS#8 `PRIVATE KEY` or PKCS#1
+    /// `RSA PRIVATE KEY`, 2048 to 4096 bits, not encrypted). Required when `enabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_key_file: Option<PathBuf>,
+    /// A directory of client public keys, one PEM file per client named `<client id>.pem`
+    /// (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`). Other files are skipped with a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients_dir: Option<PathBuf>,
+    /// How often the key files are checked for changes (and reloaded when they changed);
+    /// `0s`: only on SIGHUP. SIGHUP always reloads.
+    #[serde(with = "duration")]
+    pub reload_interval: Duration,
+    /// Handshakes one remote address may start per minute, on average (0 = no limit). An IPv6
+    /// address counts by its /64 network.
+    pub handshakes_per_address: u32,
+    /// Handshakes one remote address may start at once above that rate.
+    pub handshakes_per_address_burst: u32,
+    /// Handshakes one client id may make per minute, on average (0 = no limit).
+    pub handshakes_per_client: u32,
+    /// Handshakes one client id may make at once above that rate.
+    pub handshakes_per_client_burst: u32,
+    /// Client public keys in the config itself: client id → PEM text. An id may not also have a
+    /// file in `clients_dir`.
+    pub clients: BTreeMap<String, String>,
+}
+
+impl Default for SecureSettings {
+    fn default() -> Self {
+        SecureSettings {
+            enabled: false,
+            server_key_file: None,
+            clients_dir: None,
+            reload_interval: Duration::from_secs(10),
+            handshakes_per_address: 30,
+            handshakes_per_address_burst: 10,
+            handshakes_per_client: 12,
+            handshakes_per_client_burst: 5,
+            clients: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for SecureSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecureSettings")
+            .field("enabled", &self.enabled)
+            .field("server_key_file", &self.server_key_file)
+            .field("clients_dir", &self.clients_dir)
+            .field("reload_interval", &self.reload_interval)
+            .field("handshakes_per_address", &self.handshakes_per_address)
+            .field(
+                "handshakes_per_address_burst",
+                &self.handshakes_per_address_burst,
+            )
+            .field("handshakes_per_client", &self.handshakes_per_client)
+            .field(
+                "handshakes_per_client_burst",
+                &self.handshakes_per_client_burst,
+            )
+            .field("clients", &self.clients.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SecureSettings {
+    /// Checks what can be checked without reading files: a server key file when enabled, valid
+    /// inline client ids, a burst for every rate, a sensible reload interval. Reading and parsing
+    /// the keys is [`crate::secure_keys::KeyStore::load`].
+    pub fn check(&self) -> Result<(), String> {
+        if self.enabled && self.server_key_file.is_none() {
+            return Err(
+                "secure.enabled needs secure.server_key_file (`rpc-crypto keygen` makes a key)"
+                    .to_owned(),
+            );
+        }
+        for id in self.clients.keys() {
+            if !valid_client_id(id) {
+                return Err(format!(
+                    "secure.clients: `{}` is not a client id (1 to {} printable ASCII characters, \
+                     no space or `/`)",
+                    id.escape_debug(),
+                    rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN
+                ));
+            }
+        }
+        for (rate, burst, name) in [
+            (
+                self.handshakes_per_address,
+                self.handshakes_per_address_burst,
+                "handshakes_per_address",
+            ),
+            (
+                self.handshakes_per_client,
+                self.handshakes_per_client_burst,
+                "handshakes_per_client",
+            ),
+        ] {
+            if rate > 0 && burst == 0 {
+                return Err(format!(
+                    "secure.{name}_burst must be at least 1 when secure.{name} is above zero"
+                ));
+            }
+        }
+        if !self.reload_interval.is_zero() && self.reload_interval < Duration::from_secs(1) {
+            return Err(
+                "secure.reload_interval must be 0s (reload on SIGHUP only) or at least 1s"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Where the keys come from and how handshakes are limited, for the start-up log line.
+    /// Names files, never quotes them.
+    pub fn summary(&self) -> String {
+        if !self.enabled {
+            return "secure transport off".to_owned();
+        }
+        let server = match &self.server_key_file {
+            Some(path) => format!("server key {}", path.display()),
+            None => "no server key".to_owned(),
+        };
+        let dir = match &self.clients_dir {
+            Some(path) => format!("client keys in {}", path.display()),
+            None => "no clients_dir".to_owned(),
+        };
+        let reload = if self.reload_interval.is_zero() {
+            "reloaded on SIGHUP".to_owned()
+        } else {
+            format!(
+                "reloaded on change (checked every {:?}) and on SIGHUP",
+                self.reload_interval
+            )
+        };
+        let rate = |per_minute: u32, burst: u32| {
+            if per_minute == 0 {
+                "unlimited".to_owned()
+            } else {
+                format!("{per_minute}/min burst {burst}")
+            }
+        };
+        format!(
+            "secure transport on: {server}, {dir}, {} inline client key(s), {reload}; \
+             handshakes per address {}, per client {}",
+            self.clients.len(),
+            rate(
+                self.handshakes_per_address,
+                self.handshakes_per_address_burst
+            ),
+            rate(self.handshakes_per_client, self.handshakes_per_client_burst),
+        )
+    }
+}
+
+/// A client id as the secure handshake accepts it (1 to
+/// [`MAX_CLIENT_ID_LEN`](rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN) bytes of
+/// printable ASCII, no space), and without `/` so that it can name a file.
+pub fn valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
 }
 
 /// Durations in config: `"25s"`, `"500ms"`, `"2m"`, `"1h"`, or a bare number of seconds.
