@@ -1,8 +1,9 @@
 //! The HTTP side: the actix-web app, its WebSocket endpoint, and graceful shutdown.
 //!
 //! `GET /connection/websocket` upgrades to WebSocket and starts one Session actor; the wire
-//! format is chosen here (subprotocol `centrifuge-protobuf` or `?cf_protocol=`). `GET /health`
-//! answers 200 while the server runs.
+//! format is chosen here (subprotocol `centrifuge-protobuf` or `?cf_protocol=`).
+//! `GET /connection/secure` (when `[secure]` is enabled) starts a Session on the secure
+//! transport instead. `GET /health` answers 200 while the server runs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,9 +21,11 @@ use rpc_crypto_actors::adapters::rates::{self, RatesAdapter, RatesSource};
 use rpc_crypto_actors::adapters::sim::exchange::{self as sim, SimExchange};
 use rpc_crypto_actors::auth::TokenVerifier;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
+use rpc_crypto_actors::handshake_limit::HandshakeLimiter;
 use rpc_crypto_actors::registry::{Registry, Shutdown};
 use rpc_crypto_actors::router::{Demand, Publish, RegisterAdapter, Router};
-use rpc_crypto_actors::session::{Peer, Session, SessionConfig};
+use rpc_crypto_actors::secure_keys::spawn_reloader;
+use rpc_crypto_actors::session::{Peer, SecureEndpoint, Session, SessionConfig};
 use rpc_crypto_actors::stats::SysStats;
 use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::{Disconnect, Format};
@@ -37,12 +40,17 @@ const SYS_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 /// The path every Centrifuge SDK connects to.
 pub const WEBSOCKET_PATH: &str = "/connection/websocket";
 
+/// The path of the secure transport (seed 002).
+pub const SECURE_PATH: &str = "/connection/secure";
+
 struct AppState {
     sessions: Arc<SessionConfig>,
     registry: Addr<Registry>,
     router: Addr<Router>,
     /// Mutual TLS is required: a certificate that names no user is refused (3507).
     certificate_required: bool,
+    /// The secure transport's keys and limits, when it is on.
+    secure: Option<SecureEndpoint>,
 }
 
 /// A started server.
@@ -63,6 +71,9 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     let tokens = TokenVerifier::from_settings(&config.token)
         .map(Arc::new)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    let secure_keys = config
+        .secure_keys()
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
     // Bound before any actor starts: an actor dropped on the way out of a failed start panics.
     let listener = listen(config.listen)?;
@@ -150,6 +161,13 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         registry: registry.clone(),
         router: router.clone(),
         certificate_required: config.tls.client_auth == ClientAuth::Required,
+        secure: secure_keys.map(|keys| {
+            spawn_reloader(keys.clone(), config.secure.reload_interval);
+            SecureEndpoint {
+                keys,
+                limiter: HandshakeLimiter::new(&config.secure),
+            }
+        }),
     });
     let write_timeout = config.client.write_timeout;
     let http = HttpServer::new(move || {
@@ -158,6 +176,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
             .app_data(api.clone())
             .configure(api::routes)
             .route(WEBSOCKET_PATH, web::get().to(websocket))
+            .route(SECURE_PATH, web::get().to(secure_websocket))
             .route(
                 "/health",
                 web::get().to(|| async { HttpResponse::Ok().json("ok") }),
@@ -307,6 +326,33 @@ fn requested_format(req: &HttpRequest) -> Result<Format, RejectReason> {
 }
 
 /// The subprotocol that names `format`, echoed when the client offered it.
+/// `GET /connection/secure`: a Session on the secure transport, or 404 when it is off.
+async fn secure_websocket(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(endpoint) = state.secure.clone() else {
+        return Ok(HttpResponse::NotFound().body("the secure transport is off ([secure] enabled)"));
+    };
+    let certificate_user = req
+        .conn_data::<CertificateUser>()
+        .map(|user| user.0.clone());
+    let session = Session::secure(
+        state.sessions.clone(),
+        state.registry.clone(),
+        state.router.clone(),
+        Peer {
+            address: req.peer_addr().map(|a| a.ip()),
+            certificate_user,
+        },
+        endpoint,
+    );
+    ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(state.sessions.client.max_frame_size)
+        .start()
+}
+
 fn subprotocol(format: Format) -> &'static str {
     match format {
         Format::Json => Format::JSON_SUBPROTOCOL,

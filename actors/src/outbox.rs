@@ -118,6 +118,8 @@ impl Journal {
 pub struct OutboundFrame {
     pub bytes: Bytes,
     pub items: u64,
+    /// The id of the frame's first item; the others follow one by one.
+    pub first: u64,
 }
 
 /// A queue bounded at `max_messages` items and `max_bytes` bytes.
@@ -191,6 +193,14 @@ impl OutboxStream {
     pub fn keep_journal(&mut self, max_items: usize, max_bytes: usize) {
         if self.journal.is_none() {
             self.journal = Some(Journal::new(max_items, max_bytes));
+        }
+    }
+
+    /// Numbers the items of a stream that has drained nothing yet from `last + 1`, so that a
+    /// client that saw ids up to `last` under an earlier session never sees them reused.
+    pub fn start_after(&mut self, last: u64) {
+        if self.sent == 0 {
+            self.sent = last;
         }
     }
 
@@ -292,10 +302,15 @@ impl Stream for OutboxStream {
                 journal.record(this.sent + 1 + n as u64, item);
             }
         }
+        let first = this.sent + 1;
         this.sent += this.drained.len() as u64;
         if this.drained.len() == 1 {
             let bytes = this.drained.pop().expect("one item");
-            return Poll::Ready(Some(OutboundFrame { bytes, items: 1 }));
+            return Poll::Ready(Some(OutboundFrame {
+                bytes,
+                items: 1,
+                first,
+            }));
         }
         let mut frame = BytesMut::with_capacity(total + this.drained.len());
         let items = this.drained.len() as u64;
@@ -305,6 +320,7 @@ impl Stream for OutboxStream {
         Poll::Ready(Some(OutboundFrame {
             bytes: frame.freeze(),
             items,
+            first,
         }))
     }
 }

@@ -11,9 +11,16 @@
 //! sessions-per-user limit, passes the server API's orders to a user's sessions ([`Control`]),
 //! and keeps the sessions a backend created ([`CreateSession`]) until a client claims them with
 //! their key ([`ClaimSession`]) or their lifetime ends.
+//!
+//! A session of the secure transport is its client id's: at most one per id. [`PeekSecure`]
+//! tells a handshake where the client's session left off, and [`ClaimSecure`] gives it that
+//! session once the client proved its key (taking it over from another connection, which is
+//! closed with 4000) or registers a new one.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -217,6 +224,32 @@ pub struct ResumeSession {
     pub control: Recipient<Control>,
 }
 
+/// Where the secure-transport client `client_id` left off: the last SEQUENCE its session read,
+/// or 0 when it has no session that still holds every message after `last_seen_order` (the
+/// handshake then starts a new one).
+#[derive(Message)]
+#[rtype(result = "i64")]
+pub struct PeekSecure {
+    pub client_id: String,
+    pub last_seen_order: u64,
+}
+
+/// A secure-transport connection (registered as `key`) whose client proved its key asks for the
+/// client's session: `Ok(Some)` hands it over (taken from the connection that had it, which is
+/// closed with 4000 [`Disconnect::SESSION_RESUMED_ELSEWHERE`]), `Ok(None)` makes `key` the
+/// client's session, with `sequence` as its inbound SEQUENCE. `Err(1102)`: the session no
+/// longer holds everything after `last_seen_order` and has ended.
+#[derive(Message)]
+#[rtype(result = "Result<Option<ParkedSession>, ErrorReply>")]
+pub struct ClaimSecure {
+    pub key: SessionKey,
+    pub client_id: String,
+    pub last_seen_order: u64,
+    pub sequence: Arc<AtomicI64>,
+    pub close: Recipient<CloseSession>,
+    pub control: Recipient<Control>,
+}
+
 /// Close every session with 3001 (after flushing what is queued); resolves when none is left.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -277,6 +310,13 @@ struct Created {
     holder: Option<SessionKey>,
 }
 
+/// The session of a secure-transport client.
+struct SecureEntry {
+    key: SessionKey,
+    /// The last SEQUENCE the session read, written by the session as it reads.
+    sequence: Arc<AtomicI64>,
+}
+
 /// How long a resume waits for the connection it takes over to let go of the session.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -293,6 +333,8 @@ pub struct Registry {
     users: HashMap<String, HashSet<SessionKey>>,
     /// Sessions created by a backend, by id.
     created: HashMap<String, Created>,
+    /// Secure-transport sessions, by client id.
+    secure: HashMap<String, SecureEntry>,
     live: usize,
     parked: usize,
     next_key: SessionKey,
@@ -315,6 +357,7 @@ impl Registry {
             per_address: HashMap::new(),
             users: HashMap::new(),
             created: HashMap::new(),
+            secure: HashMap::new(),
             live: 0,
             parked: 0,
             next_key: 1,
@@ -380,6 +423,9 @@ impl Registry {
             self.by_id.remove(entry.id.as_str());
         }
         self.unbind_user(key, &entry.user);
+        if self.secure.get(&entry.user).is_some_and(|s| s.key == key) {
+            self.secure.remove(&entry.user);
+        }
         if let Some(created) = self.created.get_mut(entry.id.as_str()) {
             if created.holder == Some(key) {
                 created.holder = None;
@@ -496,6 +542,40 @@ impl Registry {
             }
             None => self.parked = 0,
         }
+    }
+
+    /// Starts handing the session `key` to `waiter`: at once if it is parked, else once its
+    /// connection, closed now with 4505, has handed it back. False if it is being handed over
+    /// already.
+    fn take_over(&mut self, ctx: &mut Context<Self>, key: SessionKey, waiter: Waiter) -> bool {
+        let Some(entry) = self.sessions.get_mut(&key) else {
+            return false;
+        };
+        match &mut entry.slot {
+            Slot::HandingOver { .. } => return false,
+            Slot::Live { close, .. } => {
+                // Its connection is closed and hands the session back with ParkSession.
+                if let Some(close) = close {
+                    close.do_send(CloseSession {
+                        disconnect: Disconnect::SESSION_RESUMED_ELSEWHERE,
+                        flush: false,
+                    });
+                }
+                self.set_slot(key, Slot::HandingOver { waiter });
+            }
+            Slot::Parked { .. } => {
+                let Some(Slot::Parked { state, .. }) = self.set_slot(
+                    key,
+                    Slot::HandingOver {
+                        waiter: Waiter::none(),
+                    },
+                ) else {
+                    unreachable!("it was parked");
+                };
+                self.hand_to(ctx, key, *state, waiter);
+            }
+        }
+        true
     }
 
     /// Gives a session to the connection registered as `waiter.key`.
@@ -701,34 +781,80 @@ impl Handler<ResumeSession> for Registry {
             control: Some(msg.control),
             reply,
         };
-        let entry = self.sessions.get_mut(&key).expect("found by id");
-        match &mut entry.slot {
-            Slot::HandingOver { .. } => return Box::pin(async { Err(ErrorReply::SESSION_BUSY) }),
-            Slot::Live { close, .. } => {
-                // Its connection is closed and hands the session back with ParkSession.
-                if let Some(close) = close {
-                    close.do_send(CloseSession {
-                        disconnect: Disconnect::SESSION_RESUMED_ELSEWHERE,
-                        flush: false,
-                    });
-                }
-                self.set_slot(key, Slot::HandingOver { waiter });
-            }
-            Slot::Parked { .. } => {
-                let Some(Slot::Parked { state, .. }) = self.set_slot(
-                    key,
-                    Slot::HandingOver {
-                        waiter: Waiter::none(),
-                    },
-                ) else {
-                    unreachable!("it was parked");
-                };
-                self.hand_to(ctx, key, *state, waiter);
-            }
+        if !self.take_over(ctx, key, waiter) {
+            return Box::pin(async { Err(ErrorReply::SESSION_BUSY) });
         }
         Box::pin(async move {
             match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
                 Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(ErrorReply::SESSION_NOT_FOUND),
+                Err(_) => Err(ErrorReply::SESSION_BUSY),
+            }
+        })
+    }
+}
+
+impl Handler<PeekSecure> for Registry {
+    type Result = i64;
+
+    fn handle(&mut self, msg: PeekSecure, _: &mut Context<Self>) -> i64 {
+        let Some(secure) = self.secure.get(&msg.client_id) else {
+            return 0;
+        };
+        match self.sessions.get(&secure.key).map(|e| &e.slot) {
+            Some(Slot::Parked { state, .. }) if state.can_replay(msg.last_seen_order).is_err() => 0,
+            Some(_) => secure.sequence.load(Ordering::Relaxed),
+            None => 0,
+        }
+    }
+}
+
+impl Handler<ClaimSecure> for Registry {
+    type Result = ResponseFuture<Result<Option<ParkedSession>, ErrorReply>>;
+
+    fn handle(&mut self, msg: ClaimSecure, ctx: &mut Context<Self>) -> Self::Result {
+        let existing = self
+            .secure
+            .get(&msg.client_id)
+            .map(|s| s.key)
+            .filter(|key| *key != msg.key && self.sessions.contains_key(key));
+        let Some(key) = existing else {
+            // The client's first session (or its last one ended): this connection's.
+            if let Err(disconnect) = self.bind_user(msg.key, &msg.client_id, None) {
+                let error = ErrorReply::LIMIT_EXCEEDED.with_message(disconnect.reason);
+                return Box::pin(async { Err(error) });
+            }
+            let Some(entry) = self.sessions.get_mut(&msg.key) else {
+                return Box::pin(async { Err(ErrorReply::SESSION_NOT_FOUND) });
+            };
+            // Parked when its connection ends; only a handshake with the client's key takes it
+            // back, so the ticket's secret is never told to anyone.
+            entry.ticket = Some(Ticket {
+                secret: random_hex(32),
+                user: msg.client_id.clone(),
+            });
+            let secure = SecureEntry {
+                key: msg.key,
+                sequence: msg.sequence,
+            };
+            self.secure.insert(msg.client_id, secure);
+            return Box::pin(async { Ok(None) });
+        };
+        let (reply, answer) = oneshot::channel();
+        let waiter = Waiter {
+            key: msg.key,
+            last_received: msg.last_seen_order,
+            format: Some(Format::Json),
+            close: Some(msg.close),
+            control: Some(msg.control),
+            reply,
+        };
+        if !self.take_over(ctx, key, waiter) {
+            return Box::pin(async { Err(ErrorReply::SESSION_BUSY) });
+        }
+        Box::pin(async move {
+            match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
+                Ok(Ok(result)) => result.map(Some),
                 Ok(Err(_)) => Err(ErrorReply::SESSION_NOT_FOUND),
                 Err(_) => Err(ErrorReply::SESSION_BUSY),
             }

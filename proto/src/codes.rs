@@ -142,6 +142,21 @@ impl Disconnect {
     /// PROTOCOL_NOT_SUPPORTED: the client asked for a wire format this server does not speak.
     pub const PROTOCOL_NOT_SUPPORTED: Self = disconnect(4504, "protocol not supported");
 
+    // The secure transport's close codes (seed 002, the cryptology client's).
+    /// Another connection with the same client id took the session over.
+    pub const CONCURRENT_CONNECTION: Self = disconnect(4000, "concurrent connection");
+    /// A client message whose SEQUENCE is not the last one + 1 (replayed or skipped).
+    pub const INVALID_SEQUENCE: Self = disconnect(4001, "invalid sequence");
+    /// The client kept sending past its rate after THROTTLING.
+    pub const RATE_LIMIT: Self = disconnect(4009, "rate limit");
+    /// The server is going away or cannot go on with this connection now: reconnect.
+    pub const SERVICE_RESTART: Self = disconnect(1012, "service restart");
+    /// Any handshake or frame the secure transport cannot accept: one code and one reason
+    /// whatever the cause (no padding or decryption oracle).
+    pub const MESSAGE_REJECTED: Self = disconnect(1008, "message rejected");
+    /// A text frame on the secure transport, which takes binary frames only.
+    pub const BINARY_ONLY: Self = disconnect(1003, "binary frames only");
+
     /// The same code with a more specific reason, cut to fit a close frame.
     pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
         let mut reason = reason.into().into_owned();

@@ -16,7 +16,7 @@ use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
 use bytes::Bytes;
 use rpc_crypto_proto::protocol::{Reply, RpcResult};
-use rpc_crypto_proto::rpc::{stream_end, stream_item};
+use rpc_crypto_proto::rpc::stream_end;
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
 use super::commands::report_send_error;
@@ -221,8 +221,7 @@ fn stream_names(
     for chunk in names.chunks(CHANNELS_PER_ITEM) {
         items += 1;
         let payload = serde_json::to_vec(chunk).expect("strings encode");
-        let item = stream_item(session.format, id, items, &payload);
-        session.push_item(item)?;
+        session.push_stream_item(id, items, &payload)?;
     }
     answer(session, Some(id), stream_end(items))
 }

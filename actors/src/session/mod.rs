@@ -18,9 +18,13 @@ mod exchange;
 mod identity;
 mod methods;
 mod rate;
+mod secure;
+
+pub use secure::SecureEndpoint;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -79,6 +83,8 @@ pub struct ParkedSession {
     subscription_expiry: HashMap<String, u64>,
     logins: HashMap<String, Credentials>,
     received: u64,
+    /// The inbound SEQUENCE of a secure-transport session.
+    secure_sequence: Option<Arc<AtomicI64>>,
     outbox: Outbox,
     stream: OutboxStream,
 }
@@ -110,6 +116,7 @@ impl ParkedSession {
             subscription_expiry: HashMap::new(),
             logins: HashMap::new(),
             received: 0,
+            secure_sequence: None,
             outbox,
             stream,
         }
@@ -202,6 +209,8 @@ pub struct Session {
     calls_in_flight: usize,
     stale_timer: Option<SpawnHandle>,
     fragments: Option<Fragments>,
+    /// The secure transport (`/connection/secure`): keys, SEQUENCE, handshake.
+    secure: Option<Box<secure::SecureLink>>,
 }
 
 impl Session {
@@ -254,7 +263,22 @@ impl Session {
             calls_in_flight: 0,
             stale_timer: None,
             fragments: None,
+            secure: None,
         }
+    }
+
+    /// A session on the secure transport: JSON commands inside encrypted frames, connected by
+    /// the RSA handshake instead of a connect command.
+    pub fn secure(
+        config: Arc<SessionConfig>,
+        registry: Addr<Registry>,
+        router: Addr<Router>,
+        peer: Peer,
+        endpoint: SecureEndpoint,
+    ) -> Self {
+        let mut session = Session::new(config, registry, router, Format::Json, peer, None);
+        session.secure = Some(Box::new(secure::SecureLink::new(endpoint)));
+        session
     }
 
     fn registered(&self) -> &Registered {
@@ -329,6 +353,7 @@ impl Session {
             subscription_expiry: std::mem::take(&mut self.subscription_expiry),
             logins: std::mem::take(&mut self.logins),
             received: self.received,
+            secure_sequence: self.secure.as_ref().map(|link| link.sequence()),
             outbox: self.outbox.clone(),
             stream,
         })
@@ -348,6 +373,9 @@ impl Session {
         self.subscription_expiry = parked.subscription_expiry;
         self.logins = parked.logins;
         self.received = parked.received;
+        if let (Some(link), Some(sequence)) = (self.secure.as_mut(), parked.secure_sequence) {
+            link.adopt_sequence(sequence);
+        }
         self.outbox = parked.outbox;
         self.stream.put(parked.stream);
     }
@@ -360,8 +388,23 @@ impl Session {
         }
     }
 
-    fn reply(&mut self, reply: Reply) -> Result<(), Disconnect> {
+    fn reply(&mut self, mut reply: Reply) -> Result<(), Disconnect> {
+        // The answer to an RPC_REQUEST of the secure transport goes back by its request id.
+        if let Some(request_id) = self.secure.as_mut().and_then(|l| l.answered(reply.id)) {
+            reply.id = 0;
+            let json = encode_reply(Format::Json, &reply);
+            return self.push_item(secure::rpc_item(request_id, &json));
+        }
         let item = encode_reply(self.format, &reply);
+        self.push_item(item)
+    }
+
+    /// One item of a streamed answer to the command `id`.
+    fn push_stream_item(&mut self, id: u32, seq: u32, payload: &[u8]) -> Result<(), Disconnect> {
+        let item = match self.secure.as_ref().and_then(|l| l.pending(id)) {
+            Some(request_id) => secure::rpc_stream_item(request_id, seq, payload),
+            None => rpc_crypto_proto::rpc::stream_item(self.format, id, seq, payload),
+        };
         self.push_item(item)
     }
 
@@ -397,7 +440,8 @@ impl Session {
             if !self.park_on_stop {
                 self.outbox.close();
             }
-            ctx.close(Some(close_reason(&disconnect)));
+            let wire = secure::closing(self, ctx, &disconnect);
+            ctx.close(Some(close_reason(&wire)));
             ctx.stop();
         }
     }
@@ -435,6 +479,7 @@ impl Session {
             match self.rate.check(std::time::Instant::now()) {
                 rate::Verdict::Run => {}
                 rate::Verdict::Refuse => {
+                    secure::throttled(self, ctx);
                     // A `send` has no reply to carry the error: it is dropped, as it says.
                     let outcome = match command.id {
                         0 => commands::report_send_error(self, ErrorReply::TOO_MANY_REQUESTS),
@@ -468,6 +513,9 @@ impl Session {
 
     /// Starts the heartbeat: the first ping at a random point in [interval/2, interval].
     fn start_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.secure.as_ref().is_some_and(|l| l.version() == 1) {
+            return secure::v1_heartbeat(self, ctx);
+        }
         let interval = self.config.client.ping_interval;
         if interval.is_zero() {
             return;
@@ -482,7 +530,12 @@ impl Session {
         }
         // Heartbeats are not session messages: written straight to this connection, never
         // numbered, journaled or replayed (a replayed ping would draw a pong nobody asked for).
-        self.write_direct(ctx, ping_item(self.format));
+        // The secure transport uses the WebSocket's own ping.
+        if self.secure.is_some() {
+            ctx.ping(b"");
+        } else {
+            self.write_direct(ctx, ping_item(self.format));
+        }
         self.awaiting_pong = true;
         ctx.run_later(self.config.client.pong_timeout, |act, ctx| {
             if act.awaiting_pong {
@@ -532,6 +585,9 @@ impl Session {
     }
 
     fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, data: &[u8]) {
+        if self.secure.is_some() {
+            return self.close(ctx, Disconnect::BINARY_ONLY, false);
+        }
         match self.format {
             Format::Json => self.handle_frame(ctx, data),
             Format::Protobuf => self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL, true),
@@ -539,6 +595,9 @@ impl Session {
     }
 
     fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>, data: &[u8]) {
+        if self.secure.is_some() {
+            return secure::on_frame(self, ctx, data);
+        }
         match self.format {
             Format::Protobuf => self.handle_frame(ctx, data),
             Format::Json => self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL, true),
@@ -625,6 +684,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
             Ok(ws::Message::Binary(data)) => self.on_binary(ctx, &data),
             Ok(ws::Message::Continuation(item)) => self.continuation(ctx, item),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) if self.secure.is_some() => self.awaiting_pong = false,
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 // SessionClose from the client: answer the close and end.
@@ -665,12 +725,16 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
 /// Frames to the client, coalesced by the outbox.
 impl StreamHandler<OutboundFrame> for Session {
     fn handle(&mut self, frame: OutboundFrame, ctx: &mut Self::Context) {
+        if self.secure.is_some() {
+            return secure::write_items(self, ctx, frame.first, &frame.bytes);
+        }
         write_frame(self.format, ctx, frame.bytes);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         let disconnect = self.closing.take().unwrap_or(Disconnect::CONNECTION_CLOSED);
-        ctx.close(Some(close_reason(&disconnect)));
+        let wire = secure::closing(self, ctx, &disconnect);
+        ctx.close(Some(close_reason(&wire)));
         ctx.stop();
     }
 }

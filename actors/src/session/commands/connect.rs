@@ -281,7 +281,8 @@ fn connect_result(session: &Session, data: bytes::Bytes) -> ConnectResult {
     }
 }
 
-fn connected(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
+/// The session is connected: heartbeats and lifetimes start.
+pub(in crate::session) fn connected(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
     session.state = State::Connected;
     if let Some(timer) = session.stale_timer.take() {
         ctx.cancel_future(timer);
