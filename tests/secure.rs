@@ -237,6 +237,32 @@ async fn rpc_requests_are_answered_by_request_id() {
     assert_eq!(answered[0].0, first);
     assert_eq!(answered[1].0, second);
     assert!(answered[1].1.contains("sim"), "{}", answered[1].1);
+    // A streamed answer: its items and its end, all by the request id.
+    subscribe(&mut client, 1, "open:listed").await;
+    let request = client
+        .send_rpc("{\"method\":\"channels.list\",\"data\":{}}")
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    let end = loop {
+        let ServerMessage::RpcResponse { request_id, json } = next_message(&mut client).await
+        else {
+            continue;
+        };
+        assert_eq!(request_id, request);
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        if json.get("rpc").is_some() {
+            break json;
+        }
+        assert_eq!(json["request_id"], request, "{json}");
+        items.push(json);
+    };
+    assert_eq!(end["rpc"]["data"]["items"], items.len(), "{end}");
+    let listed: Vec<&serde_json::Value> = items
+        .iter()
+        .flat_map(|item| item["payload"].as_array().unwrap())
+        .collect();
+    assert!(listed.iter().any(|c| *c == "open:listed"), "{items:?}");
     server.assert_no_panic();
 }
 
@@ -620,8 +646,17 @@ async fn a_shutdown_closes_secure_sessions_with_1012() {
     let dir = clients_dir(&[("alice", "alice")]);
     let server = secure_server(&dir, &[]);
     let (mut client, _) = connect(&server, "alice", "alice", 5, 0).await;
-    subscribe(&mut client, 1, "open:bye").await;
+    subscribe(&mut client, 1, "notifications").await;
     server.terminate();
+    // Notifications come as BROADCAST messages: the shutdown notice first.
+    match next_message(&mut client).await {
+        ServerMessage::Broadcast { json } => {
+            let push: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(push["push"]["channel"], "notifications");
+            assert_eq!(push["push"]["pub"]["data"]["type"], "shutdown", "{push}");
+        }
+        other => panic!("expected the shutdown BROADCAST, got {other:?}"),
+    }
     let (code, errors) = close_code(&mut client).await;
     assert_eq!(code, 1012);
     assert!(
