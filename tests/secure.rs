@@ -312,6 +312,38 @@ async fn a_reconnect_replays_exactly_what_came_after_the_last_seen_order() {
 }
 
 #[tokio::test]
+async fn a_client_whose_missed_messages_are_gone_gets_a_new_session_at_once() {
+    let dir = clients_dir(&[("alice", "alice")]);
+    let server = secure_server(&dir, &[("RPC_CRYPTO_SESSION__JOURNAL_MAX_MESSAGES", "3")]);
+    let (mut client, _) = connect(&server, "alice", "alice", 5, 0).await;
+    subscribe(&mut client, 1, "open:gone").await;
+    let processed = client.last_seen_order();
+    // Six more arrive, but the client processes none of them before it loses the connection:
+    // the journal holds only the last three.
+    for n in 1..=6 {
+        publish_plain(&server, "open:gone", &format!("{{\"n\":{n}}}")).await;
+    }
+    let mut last = processed;
+    for _ in 1..=6 {
+        last = next_outbox(&mut client).await.0;
+    }
+    drop(client);
+    let (mut client, handshake) = connect(&server, "alice", "alice", 5, processed).await;
+    assert_eq!(handshake.last_seen_sequence, 0, "a new session");
+    // Not subscribed any more; ORDERs go on above what the client saw.
+    publish_plain(&server, "open:gone", "{\"n\":7}").await;
+    subscribe(&mut client, 1, "open:gone").await;
+    publish_plain(&server, "open:gone", "{\"n\":8}").await;
+    let (order, json) = next_outbox(&mut client).await;
+    assert_eq!(json["push"]["pub"]["data"]["n"], 8, "{json}");
+    assert!(
+        order > processed + 1,
+        "{order} after {processed} ({last} was sent)"
+    );
+    server.assert_no_panic();
+}
+
+#[tokio::test]
 async fn a_second_connection_with_the_same_client_id_takes_over_and_the_first_gets_4000() {
     let dir = clients_dir(&[("alice", "alice")]);
     let server = secure_server(&dir, &[]);

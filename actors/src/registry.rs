@@ -818,6 +818,17 @@ impl Handler<ClaimSecure> for Registry {
             .get(&msg.client_id)
             .map(|s| s.key)
             .filter(|key| *key != msg.key && self.sessions.contains_key(key));
+        // A parked session that no longer holds what the client missed ends here, and the
+        // client gets a new one (its handshake was told so by PeekSecure).
+        let existing = existing.filter(|key| match &self.sessions[key].slot {
+            Slot::Parked { state, .. } => state.can_replay(msg.last_seen_order).is_ok(),
+            _ => true,
+        });
+        if let Some(stale) = self.secure.get(&msg.client_id).map(|s| s.key) {
+            if existing.is_none() && stale != msg.key {
+                self.remove(stale);
+            }
+        }
         let Some(key) = existing else {
             // The client's first session (or its last one ended): this connection's.
             if let Err(disconnect) = self.bind_user(msg.key, &msg.client_id, None) {

@@ -35,8 +35,8 @@ use bytes::Bytes;
 use rpc_crypto_proto::codec::{decode_commands, Format};
 use rpc_crypto_proto::protocol::{Command, RpcRequest};
 use rpc_crypto_proto::secure::{
-    negotiate_version, open_client_frame, seal_server_frame, verify_challenge, AesKey, ClientHello,
-    ClientLayout, ClientMessageType, PublicKey, SecureError, ServerHello, ServerMessage,
+    negotiate_version, open_client_frame, verify_challenge, AesKey, ClientHello, ClientLayout,
+    ClientMessageType, FrameSealer, PublicKey, SecureError, ServerHello, ServerMessage,
 };
 use rpc_crypto_proto::Disconnect;
 use serde::Deserialize;
@@ -86,7 +86,8 @@ enum Phase {
     Busy,
     /// Keys agreed, the session is the client's: frames carry messages.
     Open {
-        server_aes: AesKey,
+        /// Boxed: the expanded key schedule is large, and the other phases are small.
+        sealer: Box<FrameSealer>,
         client_aes: AesKey,
     },
 }
@@ -355,7 +356,7 @@ fn on_signature(
         .map(move |answer, act, ctx| {
             let link = act.secure.as_mut().expect("secure session");
             link.phase = Phase::Open {
-                server_aes,
+                sealer: Box::new(FrameSealer::new(&server_aes)),
                 client_aes,
             };
             match answer {
@@ -502,7 +503,7 @@ fn run_inbox(session: &mut Session, ctx: &mut WebsocketContext<Session>, json: &
 }
 
 /// Writes items the outbox drained (`\n`-separated JSON, the first numbered `first`), each as
-/// its own encrypted frame.
+/// its own encrypted frame: the frames of one drain go out in one write.
 pub fn write_items(
     session: &mut Session,
     ctx: &mut WebsocketContext<Session>,
@@ -512,28 +513,24 @@ pub fn write_items(
     let Some(link) = session.secure.as_ref() else {
         return;
     };
-    let Phase::Open { server_aes, .. } = &link.phase else {
+    let Phase::Open { sealer, .. } = &link.phase else {
         return;
     };
     let timestamp = unix_seconds();
-    for (n, item) in items.split(|&b| b == b'\n').enumerate() {
-        let message = if let Some((request_id, json)) = split_rpc_item(item) {
-            ServerMessage::RpcResponse {
-                request_id,
-                json: String::from_utf8_lossy(json).into_owned(),
-            }
+    let mut rng = rand::thread_rng();
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', items).chain(std::iter::once(items.len()));
+    for (n, end) in ends.enumerate() {
+        let item = &items[start..end];
+        start = end + 1;
+        let frame = if let Some((request_id, json)) = split_rpc_item(item) {
+            sealer.rpc_response(&mut rng, request_id, json)
         } else if item.starts_with(NOTIFICATION_PREFIX) {
-            ServerMessage::Broadcast {
-                json: String::from_utf8_lossy(item).into_owned(),
-            }
+            sealer.broadcast(&mut rng, item)
         } else {
-            ServerMessage::Outbox {
-                order: (first + n as u64) as i64,
-                timestamp,
-                json: String::from_utf8_lossy(item).into_owned(),
-            }
+            sealer.outbox(&mut rng, (first + n as u64) as i64, timestamp, item)
         };
-        seal_and_write(ctx, server_aes, &message);
+        ctx.binary(frame);
     }
 }
 
@@ -543,7 +540,7 @@ pub fn throttled(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
     let Some(link) = session.secure.as_ref() else {
         return;
     };
-    let Phase::Open { server_aes, .. } = &link.phase else {
+    let Phase::Open { sealer, .. } = &link.phase else {
         return;
     };
     let message = ServerMessage::Throttling {
@@ -551,7 +548,7 @@ pub fn throttled(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
         sequence_id: link.sequence.load(Ordering::Relaxed),
         order_id: order,
     };
-    seal_and_write(ctx, server_aes, &message);
+    seal_and_write(ctx, sealer, &message);
 }
 
 /// Before the close frame: the ERROR message (when keys are agreed) and the close this
@@ -565,7 +562,7 @@ pub fn closing(
         return disconnect.clone();
     };
     let wire = wire_disconnect(disconnect);
-    if let Phase::Open { server_aes, .. } = &link.phase {
+    if let Phase::Open { sealer, .. } = &link.phase {
         let error_type = if wire == Disconnect::MESSAGE_REJECTED {
             ERROR_TYPE_REJECTED
         } else {
@@ -575,7 +572,7 @@ pub fn closing(
             error_type,
             message: wire.reason.clone().into_owned(),
         };
-        seal_and_write(ctx, server_aes, &message);
+        seal_and_write(ctx, sealer, &message);
     }
     wire
 }
@@ -591,8 +588,12 @@ pub fn v1_heartbeat(session: &mut Session, ctx: &mut WebsocketContext<Session>) 
     ctx.run_later(V1_HEARTBEAT_INTERVAL, v1_heartbeat);
 }
 
-fn seal_and_write(ctx: &mut WebsocketContext<Session>, key: &AesKey, message: &ServerMessage) {
-    match seal_server_frame(key, message, &mut rand::thread_rng()) {
+fn seal_and_write(
+    ctx: &mut WebsocketContext<Session>,
+    sealer: &FrameSealer,
+    message: &ServerMessage,
+) {
+    match sealer.message(&mut rand::thread_rng(), message) {
         Ok(frame) => ctx.binary(frame),
         Err(error) => log::warn!("secure transport: a server message cannot be encoded: {error}"),
     }

@@ -40,6 +40,107 @@ pub fn seal<R: CryptoRng + RngCore>(key: &AesKey, rng: &mut R, plaintext: &[u8])
     out
 }
 
+/// Seals the server messages of one session. The AES key schedule is expanded once (and wiped
+/// when the sealer is dropped), and the frequent messages are written straight into their frame:
+/// one allocation per message, no intermediate plaintext, the bytes of [`seal_server_frame`].
+pub struct FrameSealer {
+    cipher: aes::Aes256,
+}
+
+impl FrameSealer {
+    pub fn new(key: &AesKey) -> Self {
+        use aes::cipher::KeyInit;
+        FrameSealer {
+            cipher: aes::Aes256::new(key.expose_secret().into()),
+        }
+    }
+
+    /// An OUTBOX message: `order`, `timestamp` (Unix seconds) and `json`.
+    pub fn outbox<R: CryptoRng + RngCore>(
+        &self,
+        rng: &mut R,
+        order: i64,
+        timestamp: f64,
+        json: &[u8],
+    ) -> Vec<u8> {
+        let mut frame = self.start(4 + 8 + 8 + xdr_opaque_len(json.len()));
+        frame.extend_from_slice(&(ServerMessageType::Outbox as i32).to_be_bytes());
+        frame.extend_from_slice(&order.to_be_bytes());
+        frame.extend_from_slice(&timestamp.to_bits().to_be_bytes());
+        put_xdr_opaque(&mut frame, json);
+        self.finish(rng, frame)
+    }
+
+    /// An RPC_RESPONSE to `request_id`.
+    pub fn rpc_response<R: CryptoRng + RngCore>(
+        &self,
+        rng: &mut R,
+        request_id: i64,
+        json: &[u8],
+    ) -> Vec<u8> {
+        let mut frame = self.start(4 + 8 + xdr_opaque_len(json.len()));
+        frame.extend_from_slice(&(ServerMessageType::RpcResponse as i32).to_be_bytes());
+        frame.extend_from_slice(&request_id.to_be_bytes());
+        put_xdr_opaque(&mut frame, json);
+        self.finish(rng, frame)
+    }
+
+    /// A BROADCAST message.
+    pub fn broadcast<R: CryptoRng + RngCore>(&self, rng: &mut R, json: &[u8]) -> Vec<u8> {
+        let mut frame = self.start(4 + xdr_opaque_len(json.len()));
+        frame.extend_from_slice(&(ServerMessageType::Broadcast as i32).to_be_bytes());
+        put_xdr_opaque(&mut frame, json);
+        self.finish(rng, frame)
+    }
+
+    /// Any server message (the rare ones: ERROR, THROTTLING).
+    pub fn message<R: CryptoRng + RngCore>(
+        &self,
+        rng: &mut R,
+        message: &ServerMessage,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let plaintext = message.encode()?;
+        let mut frame = self.start(plaintext.len());
+        frame.extend_from_slice(&plaintext);
+        Ok(self.finish(rng, frame))
+    }
+
+    /// A frame with room for a plaintext of `len` bytes and its padding; the IV is written
+    /// by [`Self::finish`].
+    fn start(&self, len: usize) -> Vec<u8> {
+        let padded = (len / BLOCK_LEN + 1) * BLOCK_LEN;
+        let mut frame = Vec::with_capacity(BLOCK_LEN + padded);
+        frame.extend_from_slice(&[0u8; BLOCK_LEN]);
+        frame
+    }
+
+    /// Pads and encrypts the plaintext after the IV, in place, under a fresh random IV.
+    fn finish<R: CryptoRng + RngCore>(&self, rng: &mut R, mut frame: Vec<u8>) -> Vec<u8> {
+        use aes::cipher::InnerIvInit;
+        let len = frame.len() - BLOCK_LEN;
+        let padded = (len / BLOCK_LEN + 1) * BLOCK_LEN;
+        frame.resize(BLOCK_LEN + padded, 0);
+        let mut iv = [0u8; BLOCK_LEN];
+        rng.fill_bytes(&mut iv);
+        frame[..BLOCK_LEN].copy_from_slice(&iv);
+        Encryptor::inner_iv_init(self.cipher.clone(), &iv.into())
+            .encrypt_padded_mut::<Pkcs7>(&mut frame[BLOCK_LEN..], len)
+            .expect("the buffer has room for the padding");
+        frame
+    }
+}
+
+/// The bytes of an XDR opaque/string of `len` bytes: its length, the bytes, zero padding to 4.
+fn xdr_opaque_len(len: usize) -> usize {
+    4 + len.div_ceil(4) * 4
+}
+
+fn put_xdr_opaque(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    out.resize(out.len() + (4 - bytes.len() % 4) % 4, 0);
+}
+
 /// Decrypts a frame made by [`seal`]. The length must be at least 32 and a multiple of 16; the
 /// padding is checked in constant time. Every failure is the same [`SecureError`].
 pub fn open(key: &AesKey, frame: &[u8]) -> Result<Vec<u8>, SecureError> {
@@ -689,6 +790,32 @@ mod tests {
             let message = ServerMessage::Outbox { order, timestamp: id as f64, json: text };
             let frame = seal_server_frame(&key(), &message, &mut rng).unwrap();
             prop_assert_eq!(open_server_frame(&key(), &frame).unwrap(), message);
+        }
+
+        #[test]
+        fn the_sealer_writes_what_seal_server_frame_writes(
+            id in any::<i64>(),
+            timestamp in any::<f64>().prop_filter("NaN never equals itself", |t| !t.is_nan()),
+            text in ".{0,70}",
+        ) {
+            let mut rng = rand::thread_rng();
+            let sealer = FrameSealer::new(&key());
+            let messages = [
+                (sealer.outbox(&mut rng, id, timestamp, text.as_bytes()),
+                 ServerMessage::Outbox { order: id, timestamp, json: text.clone() }),
+                (sealer.rpc_response(&mut rng, id, text.as_bytes()),
+                 ServerMessage::RpcResponse { request_id: id, json: text.clone() }),
+                (sealer.broadcast(&mut rng, text.as_bytes()),
+                 ServerMessage::Broadcast { json: text.clone() }),
+            ];
+            for (frame, message) in messages {
+                let plain = open(&key(), &frame).unwrap();
+                prop_assert_eq!(&plain, &message.encode().unwrap());
+                prop_assert_eq!(open_server_frame(&key(), &frame).unwrap(), message);
+            }
+            let error = ServerMessage::Error { error_type: id as i32, message: text };
+            let frame = sealer.message(&mut rng, &error).unwrap();
+            prop_assert_eq!(open_server_frame(&key(), &frame).unwrap(), error);
         }
     }
 }
