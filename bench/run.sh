@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the benchmark scenarios against rpc-crypto (JSON and Protobuf), NATS and Mosquitto, each
-# server pinned to CPU 0 and the load generator to CPU 1, and prints a markdown table.
+# Runs the benchmark scenarios against rpc-crypto (JSON and Protobuf, and the encrypted fan-out
+# of its secure transport), NATS and Mosquitto, each server pinned to CPU 0 and the load
+# generator to CPU 1, and prints a markdown table.
 #
-#   bench/run.sh            # every scenario, about 12.5 minutes on 2 cores, build included
+#   bench/run.sh            # every scenario, about 14 minutes on 2 cores, build included
 #   QUICK=1 bench/run.sh    # shorter windows, for a smoke run
 #
 # Installs the peers from Debian's packages when they are missing (needs root), builds the
@@ -31,11 +32,24 @@ NATS_URL=ws://127.0.0.1:9222
 MQTT_URL=ws://127.0.0.1:8080
 SERVER_PID=
 
+# Keys of the secure transport: the server's, and one client key that the subscribers' ids
+# sub0 ... sub99 share (the clients dir holds its public key under each id).
+SECURE=$OUT/secure
+rm -rf "$SECURE"
+mkdir -p "$SECURE/clients"
+"$ROOT/target/release/rpc-crypto" keygen --out "$SECURE/server" --force >/dev/null
+"$ROOT/target/release/rpc-crypto" keygen --out "$SECURE/client" --force >/dev/null
+for n in $(seq 0 99); do cp "$SECURE/client.pub.pem" "$SECURE/clients/sub$n.pem"; done
+
 cat > "$OUT/rpc-crypto.toml" <<'TOML'
 # rpc-crypto as benchmarked: one worker, pings off (NATS and Mosquitto ping every few minutes,
 # far apart from these runs), no session or command-rate limits (one publisher connection sends
 # up to 64,000 msg/s; the peers limit neither), no built-in exchange or rates, and a namespace
-# anyone may publish to.
+# anyone may publish to. Also the secure transport (/connection/secure, the [secure] table at the
+# end) with the keys bench/run.sh makes in target/bench/secure, no handshake rate limits (each
+# run makes 100 handshakes from one address), and no parked sessions: a secure session would
+# otherwise wait 60 s for its client after each run, still subscribed, and the next run's
+# handshake with the same client id would find it unable to replay from order 0 and be refused.
 listen = "127.0.0.1:8100"
 workers = 1
 [client]
@@ -45,6 +59,8 @@ command_rate = 0
 max_sessions = 0
 max_sessions_per_address = 0
 max_sessions_per_user = 0
+[session]
+resume_grace = "0s"
 # No market data of its own: the peers have none either.
 [sim]
 enabled = false
@@ -57,10 +73,19 @@ allow_subscribe_for_anonymous = true
 allow_publish_for_client = true
 allow_publish_for_anonymous = true
 TOML
+cat >> "$OUT/rpc-crypto.toml" <<TOML
+[secure]
+enabled = true
+server_key_file = "$SECURE/server.key.pem"
+clients_dir = "$SECURE/clients"
+reload_interval = "0s"
+handshakes_per_address = 0
+handshakes_per_client = 0
+TOML
 
 start() {
     case $1 in
-        rpc-json|rpc-protobuf)
+        rpc-json|rpc-protobuf|rpc-secure)
             RUST_LOG=warn taskset -c 0 "$ROOT/target/release/rpc-crypto" serve --config "$OUT/rpc-crypto.toml" >"$OUT/rpc-crypto.log" 2>&1 &
             ;;
         nats)
@@ -87,11 +112,16 @@ url() {
 }
 
 # loadgen TARGET SCENARIO ARGS... : one run, its JSON line tagged and appended to the results.
+# rpc-secure's subscribers use the secure transport (its URL derived from RPC_URL), its
+# publisher the JSON wire.
 loadgen() {
     local target=$1 scenario=$2; shift 2
-    local line
+    local line keys=()
+    if [ "$target" = rpc-secure ]; then
+        keys=(--server-public-key "$SECURE/server.pub.pem" --client-key "$SECURE/client.key.pem")
+    fi
     if line=$(taskset -c 1 "$ROOT/target/release/loadgen" --target "$target" --url "$(url "$target")" \
-        --server-pid "$SERVER_PID" "$scenario" "$@" 2>>"$OUT/loadgen.log"); then
+        --server-pid "$SERVER_PID" ${keys[@]+"${keys[@]}"} "$scenario" "$@" 2>>"$OUT/loadgen.log"); then
         echo "{\"scenario\":\"$SCENARIO\",\"run\":$line}" >> "$RESULTS"
         echo "$line"
     else
@@ -120,11 +150,16 @@ sweep() {
 RATES_64="1000 6000 12000 24000 32000 36000 40000 44000 48000 56000 64000 72000"
 RATES_1K="1000 4000 8000 12000 16000 24000"
 MQTT_RATES="500 1000 1500 2000 3000"
+SECURE_RATES="1000 4000 8000 12000 16000 24000 32000"
 
 echo "== (a) 100 subscribers, 1 publisher, 64 B" >&2
 SCENARIO=a
 for t in rpc-json rpc-protobuf nats; do sweep $t 64 $RATES_64; done
 sweep mqtt 64 $MQTT_RATES
+
+echo "== (a-secure) encrypted fan-out: 100 subscribers on /connection/secure, 64 B" >&2
+SCENARIO=a-secure
+sweep rpc-secure 64 $SECURE_RATES
 
 echo "== (b) 100 subscribers, 1 publisher, 1 KiB" >&2
 SCENARIO=b

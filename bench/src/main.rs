@@ -1,9 +1,13 @@
 //! `loadgen`: one benchmark run per invocation, its result as one JSON line on stdout.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use rpc_crypto_bench::scenario::{self, Fanout};
+use rpc_crypto_bench::secure::SecureSubscribers;
 use rpc_crypto_bench::target::Target;
 
 #[derive(Parser)]
@@ -21,6 +25,19 @@ struct Cli {
     /// Its process id, to read its CPU time and RSS from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// rpc-secure: the secure transport's URL, where the subscribers connect (default: `--url`
+    /// with `/connection/websocket` replaced by `/connection/secure`; the publishers use `--url`).
+    #[arg(long)]
+    secure_url: Option<String>,
+    /// rpc-secure: the server's RSA public key, PEM.
+    #[arg(long)]
+    server_public_key: Option<PathBuf>,
+    /// rpc-secure: the RSA private key, PEM, that every subscriber's client id shares.
+    #[arg(long)]
+    client_key: Option<PathBuf>,
+    /// rpc-secure: subscriber n's client id is `<prefix><n>`.
+    #[arg(long, default_value = "sub")]
+    client_prefix: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -61,8 +78,45 @@ enum Scenario {
     },
 }
 
+/// The secure transport's settings for target rpc-secure (its fan-out only), `None` for others.
+fn secure_subscribers(cli: &Cli) -> anyhow::Result<Option<Arc<SecureSubscribers>>> {
+    if cli.target != Target::RpcSecure {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        matches!(cli.scenario, Scenario::Fanout { .. }),
+        "target rpc-secure runs only the fanout scenario"
+    );
+    let url = match &cli.secure_url {
+        Some(url) => url.clone(),
+        None if cli.url.contains("/connection/websocket") => {
+            cli.url
+                .replacen("/connection/websocket", "/connection/secure", 1)
+        }
+        None => {
+            anyhow::bail!("--url has no /connection/websocket to derive it from: give --secure-url")
+        }
+    };
+    let server_public_key = cli
+        .server_public_key
+        .as_deref()
+        .context("target rpc-secure needs --server-public-key")?;
+    let client_key = cli
+        .client_key
+        .as_deref()
+        .context("target rpc-secure needs --client-key")?;
+    let secure = SecureSubscribers::load(
+        url,
+        server_public_key,
+        client_key,
+        cli.client_prefix.clone(),
+    )?;
+    Ok(Some(Arc::new(secure)))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let secure = secure_subscribers(&cli)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -88,6 +142,7 @@ fn main() -> anyhow::Result<()> {
                     duration: Duration::from_secs_f64(duration),
                     drain: Duration::from_secs_f64(drain),
                     server_pid: cli.server_pid,
+                    secure,
                 })
                 .await?;
                 eprintln!(

@@ -24,6 +24,18 @@ pub fn make(t: u64, size: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\"}");
 }
 
+/// The send time of one whole payload (as [`make`] wrote it), read from its header alone.
+pub fn sent_at(payload: &[u8]) -> Option<u64> {
+    let digits = payload.strip_prefix(HEAD)?;
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    if end == 0 || end > 20 || digits[end] != b',' {
+        return None;
+    }
+    digits[..end].iter().try_fold(0u64, |t, &d| {
+        t.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
 /// Finds payload send times in a byte stream that arrives in pieces.
 #[derive(Default)]
 pub struct Scanner {
@@ -87,6 +99,26 @@ mod tests {
             assert_eq!(out.len(), size);
             let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(value["t"], 12_345_678_901u64);
+        }
+    }
+
+    #[test]
+    fn sent_at_reads_the_header_of_a_whole_payload() {
+        for (t, size) in [(0, MIN_SIZE), (12_345_678_901, 64), (u64::MAX, 1024)] {
+            let mut out = Vec::new();
+            make(t, size, &mut out);
+            assert_eq!(sent_at(&out), Some(t));
+        }
+        for bad in [
+            &b""[..],
+            b"{\"t\":",
+            b"{\"t\":12",
+            b"{\"t\":,\"p\":\"x\"}",
+            b"{\"t\":12x,\"p\":\"x\"}",
+            b"{\"p\":\"x\",\"t\":12}",
+            b"{\"t\":18446744073709551616,\"p\":\"x\"}",
+        ] {
+            assert_eq!(sent_at(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
 

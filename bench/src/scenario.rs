@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use rpc_crypto_proto::secure::AesKey;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::payload::{self, Scanner};
 use crate::proc;
+use crate::secure::{self, SecureSubscribers};
 use crate::target::{next_data, Target, Ws};
 
 /// Publication ticks per second: a publisher sends what is due every tick.
@@ -30,6 +33,9 @@ pub struct Fanout {
     pub duration: Duration,
     pub drain: Duration,
     pub server_pid: Option<u32>,
+    /// Target [`Target::RpcSecure`]: where and as whom its subscribers connect (the publishers
+    /// use `url`, the JSON wire). `None` for every other target.
+    pub secure: Option<Arc<SecureSubscribers>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,13 +86,42 @@ struct Seen {
     disconnected: bool,
 }
 
+impl Seen {
+    /// A payload sent at `t` arrived at `now` (ns into the run): counted, with its latency, if
+    /// it was sent inside the window.
+    fn record(&mut self, window: &Window, now: u64, t: u64) {
+        if window.contains(t) {
+            self.delivered += 1;
+            let _ = self.latencies.record(now.saturating_sub(t).max(1));
+        }
+    }
+}
+
+/// A subscribed connection.
+struct Subscriber {
+    ws: Ws,
+    /// [`Target::RpcSecure`]: the key that opens the server's frames. Each message is then one
+    /// encrypted server message; otherwise the bytes are the protocol's own.
+    key: Option<AesKey>,
+}
+
 pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
     anyhow::ensure!(
         params.size >= payload::MIN_SIZE,
         "payloads are at least {} bytes",
         payload::MIN_SIZE
     );
-    let subscribers = open_subscribers(params.target, &params.url, params.subscribers).await?;
+    anyhow::ensure!(
+        (params.target == Target::RpcSecure) == params.secure.is_some(),
+        "the secure transport's settings go with target rpc-secure, and only with it"
+    );
+    let subscribers = open_subscribers(
+        params.target,
+        &params.url,
+        params.subscribers,
+        params.secure.clone(),
+    )
+    .await?;
     // Each publisher runs on a thread of its own (on the same core): with rpc-crypto it must read
     // a reply per publication, and among a hundred busy reader tasks it could fall behind and be
     // cut off as a slow reader, which would measure this generator, not the server.
@@ -158,7 +193,7 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
     let local = tokio::task::LocalSet::new();
     let readers: Vec<_> = subscribers
         .into_iter()
-        .map(|ws| local.spawn_local(read(params.target, ws, window.clone(), stop_at)))
+        .map(|sub| local.spawn_local(read(params.target, sub, window.clone(), stop_at)))
         .collect();
     let probe = local.spawn_local(measure(window.clone(), params.server_pid));
 
@@ -218,10 +253,11 @@ pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
 /// Reads deliveries until `stop_at`, recording the latency of those sent inside the window.
 async fn read(
     target: Target,
-    mut ws: Ws,
+    subscriber: Subscriber,
     window: Arc<Window>,
     stop_at: Instant,
 ) -> anyhow::Result<Seen> {
+    let Subscriber { mut ws, key } = subscriber;
     let mut seen = Seen {
         delivered: 0,
         latencies: Histogram::new(3)?,
@@ -241,12 +277,16 @@ async fn read(
             break;
         };
         let now = window.start.elapsed().as_nanos() as u64;
-        scanner.scan(&data, |t| {
-            if window.contains(t) {
-                seen.delivered += 1;
-                let _ = seen.latencies.record(now.saturating_sub(t).max(1));
+        match &key {
+            None => scanner.scan(&data, |t| seen.record(&window, now, t)),
+            Some(key) => {
+                let sent = secure::publication_time(key, &data)
+                    .context("a secure transport frame did not open with the session's key")?;
+                if let Some(t) = sent {
+                    seen.record(&window, now, t);
+                }
             }
-        });
+        }
         if let Some(answer) = target.answer(&data) {
             if ws.send(answer).await.is_err() {
                 seen.disconnected = true;
@@ -388,8 +428,9 @@ pub async fn idle(
     count: usize,
     server_pid: u32,
 ) -> anyhow::Result<IdleReport> {
+    refuse_secure(target, "idle")?;
     let before = proc::rss_kib(server_pid).unwrap_or_default();
-    let open = open_subscribers(target, url, count).await?;
+    let open = open_subscribers(target, url, count, None).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = proc::rss_kib(server_pid).unwrap_or_default();
     drop(open);
@@ -419,9 +460,10 @@ pub async fn connects(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<ConnectsReport> {
+    refuse_secure(target, "connects")?;
     let own_before = proc::cpu_time(None).unwrap_or_default();
     let started = Instant::now();
-    let open = subscribe_many(target, url, count, concurrency).await?;
+    let open = subscribe_many(target, url, count, concurrency, None).await?;
     let seconds = started.elapsed().as_secs_f64();
     let own = (proc::cpu_time(None).unwrap_or_default() - own_before).as_secs_f64();
     let sessions = open.len();
@@ -436,30 +478,56 @@ pub async fn connects(
     })
 }
 
+/// Only `fanout` runs [`Target::RpcSecure`].
+fn refuse_secure(target: Target, scenario: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        target != Target::RpcSecure,
+        "target rpc-secure runs only the fanout scenario, not {scenario}"
+    );
+    Ok(())
+}
+
 /// How many connections are opened at once when a scenario sets up its subscribers.
 const SETUP_CONCURRENCY: usize = 50;
 
-async fn open_subscribers(target: Target, url: &str, count: usize) -> anyhow::Result<Vec<Ws>> {
-    subscribe_many(target, url, count, SETUP_CONCURRENCY).await
+async fn open_subscribers(
+    target: Target,
+    url: &str,
+    count: usize,
+    secure: Option<Arc<SecureSubscribers>>,
+) -> anyhow::Result<Vec<Subscriber>> {
+    subscribe_many(target, url, count, SETUP_CONCURRENCY, secure).await
 }
 
-/// Opens `count` subscribed connections, `concurrency` at a time.
+/// Opens `count` subscribed connections, `concurrency` at a time: on the secure transport when
+/// `secure` is given (the handshakes' RSA runs on this thread), else `target`'s own way.
 async fn subscribe_many(
     target: Target,
     url: &str,
     count: usize,
     concurrency: usize,
-) -> anyhow::Result<Vec<Ws>> {
+    secure: Option<Arc<SecureSubscribers>>,
+) -> anyhow::Result<Vec<Subscriber>> {
     let local = tokio::task::LocalSet::new();
     let concurrency = concurrency.clamp(1, count.max(1));
     let per_task = count.div_ceil(concurrency);
     let tasks: Vec<_> = (0..concurrency)
         .map(|task| {
             let url = url.to_owned();
+            let secure = secure.clone();
             local.spawn_local(async move {
                 let mut open = Vec::with_capacity(per_task);
                 for n in task * per_task..((task + 1) * per_task).min(count) {
-                    open.push(target.subscriber(&url, n).await?);
+                    open.push(match &secure {
+                        Some(secure) => {
+                            let (ws, key) = secure.subscriber(n).await?;
+                            Subscriber { ws, key: Some(key) }
+                        }
+                        None => Subscriber {
+                            ws: target.subscriber(&url, n).await?,
+                            key: None,
+                        },
+                    });
                 }
                 anyhow::Ok(open)
             })

@@ -1,8 +1,10 @@
-//! The servers under test and how each one is spoken to: rpc-crypto (JSON and Protobuf), NATS
-//! over WebSocket, and MQTT 3.1.1 over WebSocket (Mosquitto).
+//! The servers under test and how each one is spoken to: rpc-crypto (JSON and Protobuf, and
+//! subscribers on its secure transport), NATS over WebSocket, and MQTT 3.1.1 over WebSocket
+//! (Mosquitto).
 //!
 //! Each adapter opens a subscriber (connected, subscribed, and confirmed by the server) or a
-//! publisher, and encodes a batch of payloads as one WebSocket message of its protocol.
+//! publisher, and encodes a batch of payloads as one WebSocket message of its protocol. The
+//! secure transport's subscribers are in [`crate::secure`].
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -28,6 +30,13 @@ pub const CHANNEL: &str = "bench:fanout";
 pub enum Target {
     RpcJson,
     RpcProtobuf,
+    /// rpc-crypto's encrypted fan-out, `fanout` only: subscribers on the secure transport
+    /// (`/connection/secure`, one client id each, see [`crate::secure`]), the publisher a plain
+    /// JSON-wire client of the same server (`--url`), as with `rpc-json`. What is measured is the
+    /// secure delivery: the server encrypts each publication once per subscriber (AES-256-CBC,
+    /// its own WebSocket message each), where the JSON wire encodes it once for all and batches
+    /// it into frames; the subscribers decrypt every message.
+    RpcSecure,
     Nats,
     Mqtt,
 }
@@ -37,6 +46,7 @@ impl Target {
         match self {
             Target::RpcJson => "rpc-crypto JSON",
             Target::RpcProtobuf => "rpc-crypto Protobuf",
+            Target::RpcSecure => "rpc-crypto secure",
             Target::Nats => "NATS",
             Target::Mqtt => "Mosquitto",
         }
@@ -51,27 +61,20 @@ impl Target {
     }
 
     async fn open(self, url: &str) -> anyhow::Result<Ws> {
-        let mut request = url.into_client_request()?;
         let subprotocol = match self {
             Target::RpcProtobuf => Some(Format::PROTOBUF_SUBPROTOCOL),
             Target::Mqtt => Some("mqtt"),
-            Target::RpcJson | Target::Nats => None,
+            Target::RpcJson | Target::RpcSecure | Target::Nats => None,
         };
-        if let Some(protocol) = subprotocol {
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", protocol.parse()?);
-        }
-        // tokio-tungstenite zero-fills its read buffer on every read: keep it small.
-        let config = WebSocketConfig::default().read_buffer_size(4096);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-            .await
-            .with_context(|| format!("cannot open {url}"))?;
-        Ok(ws)
+        connect(url, subprotocol).await
     }
 
     /// A connection subscribed to [`CHANNEL`], the subscription confirmed by the server.
+    /// Not for [`Target::RpcSecure`], whose subscribers [`crate::secure`] opens.
     pub async fn subscriber(self, url: &str, n: usize) -> anyhow::Result<Ws> {
+        if self == Target::RpcSecure {
+            bail!("rpc-secure subscribers need the secure transport's keys");
+        }
         let mut ws = self.open(url).await?;
         match self {
             Target::RpcJson | Target::RpcProtobuf => {
@@ -89,6 +92,7 @@ impl Target {
                 ws.send(rpc_frame(self.format(), &commands)).await?;
                 rpc_wait_reply(&mut ws, self.format(), 2).await?;
             }
+            Target::RpcSecure => unreachable!("refused above"),
             Target::Nats => {
                 let connect = format!(
                     "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB {} 1\r\nPING\r\n",
@@ -108,11 +112,11 @@ impl Target {
         Ok(ws)
     }
 
-    /// A connection ready to publish.
+    /// A connection ready to publish (for [`Target::RpcSecure`]: a JSON-wire one on `url`).
     pub async fn publisher(self, url: &str, n: usize) -> anyhow::Result<Ws> {
         let mut ws = self.open(url).await?;
         match self {
-            Target::RpcJson | Target::RpcProtobuf => {
+            Target::RpcJson | Target::RpcProtobuf | Target::RpcSecure => {
                 ws.send(rpc_frame(self.format(), &[rpc_connect(1)])).await?;
                 rpc_wait_reply(&mut ws, self.format(), 1).await?;
             }
@@ -136,7 +140,7 @@ impl Target {
     /// `next_id` numbers rpc-crypto's commands.
     pub fn publish_message(self, payloads: &[Vec<u8>], next_id: &mut u32) -> Message {
         match self {
-            Target::RpcJson => {
+            Target::RpcJson | Target::RpcSecure => {
                 let mut out = Vec::new();
                 for payload in payloads {
                     if !out.is_empty() {
@@ -198,6 +202,22 @@ impl Target {
         (self == Target::Nats && (data.starts_with(b"PING\r\n") || find(data, b"\r\nPING\r\n")))
             .then(|| Message::binary(&b"PONG\r\n"[..]))
     }
+}
+
+/// Opens a WebSocket, offering `subprotocol` if any.
+pub(crate) async fn connect(url: &str, subprotocol: Option<&str>) -> anyhow::Result<Ws> {
+    let mut request = url.into_client_request()?;
+    if let Some(protocol) = subprotocol {
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse()?);
+    }
+    // tokio-tungstenite zero-fills its read buffer on every read: keep it small.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    Ok(ws)
 }
 
 fn nats_subject() -> String {

@@ -116,6 +116,7 @@ fn params(url: String) -> Fanout {
         duration: Duration::from_secs(1),
         drain: Duration::from_millis(500),
         server_pid: None,
+        secure: None,
     }
 }
 

@@ -329,6 +329,15 @@ where
         self.last_sequence
     }
 
+    /// Gives up the session, leaving the connection open: the WebSocket and the key that opens
+    /// the server's frames ([`open_server_frame`]), for a caller that reads raw frames itself
+    /// (the load generator in `bench/`, which decrypts without the per-message allocations of
+    /// [`Event`]). Nothing can be sent through the session any more; events [`SecureClient::rpc`]
+    /// buffered are dropped. The key is a secret: do not log or store it.
+    pub fn into_parts(self) -> (WebSocketStream<S>, AesKey) {
+        (self.ws, self.server_aes)
+    }
+
     /// Closes the connection: a normal close frame, then up to 2 s for the server's reply.
     /// Nothing to do if the server closed first.
     pub async fn close(mut self) -> Result<(), ClientError> {
