@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use rpc_crypto_proto::secure::AesKey;
+use rpc_crypto_proto::secure::FrameOpener;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -100,9 +100,9 @@ impl Seen {
 /// A subscribed connection.
 struct Subscriber {
     ws: Ws,
-    /// [`Target::RpcSecure`]: the key that opens the server's frames. Each message is then one
+    /// [`Target::RpcSecure`]: what opens the server's frames. Each message is then one
     /// encrypted server message; otherwise the bytes are the protocol's own.
-    key: Option<AesKey>,
+    key: Option<FrameOpener>,
 }
 
 pub async fn fanout(params: Fanout) -> anyhow::Result<FanoutReport> {
@@ -521,7 +521,10 @@ async fn subscribe_many(
                     open.push(match &secure {
                         Some(secure) => {
                             let (ws, key) = secure.subscriber(n).await?;
-                            Subscriber { ws, key: Some(key) }
+                            Subscriber {
+                                ws,
+                                key: Some(FrameOpener::new(&key)),
+                            }
                         }
                         None => Subscriber {
                             ws: target.subscriber(&url, n).await?,

@@ -18,7 +18,7 @@ use anyhow::{bail, Context as _};
 use rpc_crypto_proto::protocol::Reply;
 use rpc_crypto_proto::secure::xdr::Reader;
 use rpc_crypto_proto::secure::{
-    frame, AesKey, PrivateKey, PublicKey, SecureError, ServerMessage, ServerMessageType,
+    AesKey, FrameOpener, PrivateKey, PublicKey, SecureError, ServerMessage, ServerMessageType,
 };
 use rpc_crypto_secure_client::{raw::HEARTBEAT, ClientKeys, Event, Options, SecureClient};
 
@@ -114,11 +114,11 @@ impl SecureSubscribers {
 /// The send time of the benchmark payload a server frame carries: `Ok(None)` for anything but a
 /// publication (a heartbeat, a reply, an ERROR before a close). A frame that does not open is
 /// an error: the session's keys are not what this side thinks.
-pub fn publication_time(key: &AesKey, message: &[u8]) -> Result<Option<u64>, SecureError> {
+pub fn publication_time(opener: &FrameOpener, message: &[u8]) -> Result<Option<u64>, SecureError> {
     if message == HEARTBEAT {
         return Ok(None);
     }
-    let plaintext = frame::open(key, message)?;
+    let plaintext = opener.open(message)?;
     Ok(publication_payload(&plaintext).and_then(payload::sent_at))
 }
 
@@ -323,9 +323,10 @@ mod tests {
             json: push,
         };
         let sealed = seal_server_frame(&key, &message, &mut rand::thread_rng()).unwrap();
-        assert_eq!(publication_time(&key, &sealed), Ok(Some(987_654_321)));
-        assert_eq!(publication_time(&key, &HEARTBEAT), Ok(None));
-        let other = AesKey::from_bytes([8; 32]);
+        let opener = FrameOpener::new(&key);
+        assert_eq!(publication_time(&opener, &sealed), Ok(Some(987_654_321)));
+        assert_eq!(publication_time(&opener, &HEARTBEAT), Ok(None));
+        let other = FrameOpener::new(&AesKey::from_bytes([8; 32]));
         assert!(
             publication_time(&other, &sealed).is_err() || {
                 // A wrong key can still unpad by chance; then the XDR does not parse.

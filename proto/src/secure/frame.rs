@@ -144,17 +144,38 @@ fn put_xdr_opaque(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Decrypts a frame made by [`seal`]. The length must be at least 32 and a multiple of 16; the
 /// padding is checked in constant time. Every failure is the same [`SecureError`].
 pub fn open(key: &AesKey, frame: &[u8]) -> Result<Vec<u8>, SecureError> {
-    if frame.len() < MIN_FRAME_LEN || frame.len() % BLOCK_LEN != 0 {
-        return Err(SecureError::new(Detail::FrameLength));
+    FrameOpener::new(key).open(frame)
+}
+
+/// Opens the frames of one peer, like [`open`], with the AES key schedule expanded once (and
+/// wiped when the opener is dropped).
+pub struct FrameOpener {
+    cipher: aes::Aes256,
+}
+
+impl FrameOpener {
+    pub fn new(key: &AesKey) -> Self {
+        use aes::cipher::KeyInit;
+        FrameOpener {
+            cipher: aes::Aes256::new(key.expose_secret().into()),
+        }
     }
-    let (iv, ciphertext) = frame.split_at(BLOCK_LEN);
-    let mut buf = ciphertext.to_vec();
-    Decryptor::new(key.expose_secret().into(), iv.into())
-        .decrypt_padded_mut::<NoPadding>(&mut buf)
-        .map_err(|_| SecureError::new(Detail::FrameLength))?;
-    let len = unpad_pkcs7(&buf)?;
-    buf.truncate(len);
-    Ok(buf)
+
+    /// The plaintext of a frame; every failure is the same [`SecureError`].
+    pub fn open(&self, frame: &[u8]) -> Result<Vec<u8>, SecureError> {
+        use aes::cipher::InnerIvInit;
+        if frame.len() < MIN_FRAME_LEN || frame.len() % BLOCK_LEN != 0 {
+            return Err(SecureError::new(Detail::FrameLength));
+        }
+        let (iv, ciphertext) = frame.split_at(BLOCK_LEN);
+        let mut buf = ciphertext.to_vec();
+        Decryptor::inner_iv_init(self.cipher.clone(), iv.into())
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .map_err(|_| SecureError::new(Detail::FrameLength))?;
+        let len = unpad_pkcs7(&buf)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
 }
 
 /// The unpadded length of a PKCS#7-padded buffer (non-empty, whole blocks), found in constant

@@ -53,7 +53,7 @@ pub mod xdr;
 
 pub use frame::{
     open_client_frame, open_server_frame, seal_client_frame, seal_server_frame, ClientLayout,
-    ClientMessage, ClientMessageType, FrameSealer, ServerMessage, ServerMessageType,
+    ClientMessage, ClientMessageType, FrameOpener, FrameSealer, ServerMessage, ServerMessageType,
 };
 pub use handshake::{
     negotiate_version, sign_challenge, verify_challenge, ClientHello, ServerHello, PROTOCOL_VERSION,
