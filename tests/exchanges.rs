@@ -99,6 +99,8 @@ async fn kraken_books_reach_a_client_in_ccxt_form_through_the_server() {
     let server = Server::start_default(&[
         ("RPC_CRYPTO_EXCHANGES__KRAKEN__ENABLED", "true"),
         ("RPC_CRYPTO_EXCHANGES__KRAKEN__WS_URL", &ws),
+        // The capture is of Kraken's v1 feed.
+        ("RPC_CRYPTO_EXCHANGES__KRAKEN__FEED", "v1"),
         ("RPC_CRYPTO_EXCHANGES__KRAKEN__REST_URL", &rest),
     ]);
     let (mut client, _) = Client::connect(&server, Format::Json).await;

@@ -1,29 +1,33 @@
-//! The Kraken adapter actor: Kraken's public market data (WebSocket v1) on the broker's channels,
-//! normalized to ccxt, and the public `exchange.*` calls.
+//! The Kraken adapter actor: Kraken's public market data (WebSocket v2 by default, v1 on request)
+//! on the broker's channels, normalized to ccxt, and the public `exchange.*` calls.
 //!
 //! - At start it reads the market list (`GET {rest_url}/0/public/AssetPairs`), retrying with a
 //!   doubling backoff (1 s to 60 s) and announcing `down` on `notifications` at the first failure
 //!   of a streak; then `up`.
-//! - The Router's [`Demand`] for `book:kraken:<symbol>`, `ticker:kraken:<symbol>` and
-//!   `trades:kraken:<symbol>` (ccxt symbols, `BTC/USD`) makes the wanted set, which the
-//!   [`Upstream`] connection turns into Kraken v1 `subscribe`/`unsubscribe` requests through
-//!   [`KrakenFeed`] (wsnames, `XBT/USD`). A channel of another kind or of a symbol the market list
-//!   does not know is warned about once, announced (`channel_error`) and never published.
+//! - The Router's [`Demand`] for `book:kraken:<symbol>`, `ticker:kraken:<symbol>`,
+//!   `trades:kraken:<symbol>` and (v2) `ohlcv:kraken:<symbol>:<timeframe>` (ccxt symbols,
+//!   `BTC/USD`) makes the wanted set, which the [`Upstream`] connection turns into Kraken
+//!   `subscribe`/`unsubscribe` requests through [`KrakenFeed`]: v2 `{"method":"subscribe",...}`
+//!   with v2 symbols (`BTC/USD`), or v1 `{"event":"subscribe",...}` with wsnames (`XBT/USD`). A
+//!   channel of another kind, of a timeframe Kraken has not, or of a symbol the market list does
+//!   not know is warned about once, announced (`channel_error`) and never published.
 //! - Books: a [`KrakenBook`] per wanted pair, rebuilt from Kraken's snapshot after every connect,
-//!   each update checked against Kraken's CRC32 checksum, the top `publish_depth` levels published
+//!   checked against Kraken's CRC32 checksum (v1: every update; v2: the snapshot and every
+//!   update, numbers written with the pair's decimals), the top `publish_depth` levels published
 //!   as a ccxt `OrderBook` after each. A mismatch (or an update before the snapshot) stops that
 //!   pair's publications, is announced (`resyncing`), and the pair's book is unsubscribed and,
 //!   once Kraken confirms, subscribed again, which brings a fresh snapshot (then `up` again). If
 //!   no snapshot comes within `heartbeat_timeout`, the connection is made again.
-//! - Tickers and trades are published as ccxt `Ticker`s and `Trade`s (one publication a trade).
-//! - A refused subscription (`subscriptionStatus` `error`) is logged and announced once; it is
-//!   asked again only on the next connection. Malformed or unknown messages are counted and logged
-//!   at most once a minute per kind.
+//! - Tickers and trades are published as ccxt `Ticker`s and `Trade`s (one publication a trade);
+//!   v2 candles as ccxt OHLCV (the current candle of a snapshot, then each update).
+//! - A refused subscription (v1 `subscriptionStatus` `error`, v2 `"success":false`) is logged and
+//!   announced once; it is asked again only on the next connection. Malformed or unknown messages
+//!   are counted and logged at most once a minute per kind.
 //!
 //! Notifications, all `{"type":"adapter","exchange":"kraken",...}` on `notifications`:
 //! `"status":"up"`; `"status":"down","reason":..` (once per streak: market list failures, a lost
 //! connection); `"status":"resyncing","symbol":..,"reason":..`; `"status":"channel_error",
-//! "channel":..,"reason":..` (unknown symbol or kind, refused subscription).
+//! "channel":..,"reason":..` (unknown symbol, kind or timeframe, refused subscription).
 //!
 //! `exchange.*`: `load_markets`; `fetch_order_book` from the live book when the pair's book is
 //! subscribed and in sync, else `GET /0/public/Depth`; `fetch_ticker` from the last ticker when
@@ -44,11 +48,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::book::{BookError, KrakenBook};
+use super::book::{BookDelta, BookError, KrakenBook};
 use super::markets::{KrakenMarkets, KrakenPair};
 use super::v1::{
-    parse_message, BookMessage, KrakenMessage, MessageError, SubscriptionState, SubscriptionStatus,
+    parse_message, KrakenMessage, MessageError, SubscriptionState, SubscriptionStatus,
 };
+use super::v2::{parse_v2_message, V2Ack, V2Candle, V2Message};
 use crate::adapters::contract::{ExchangeCall, ExchangeError, ExchangeMethod};
 use crate::adapters::http::{self, HttpError};
 use crate::adapters::truncated;
@@ -59,10 +64,27 @@ use crate::settings::duration;
 
 /// The exchange's name in channels and `exchange.*` calls.
 pub const NAME: &str = "kraken";
-/// The book depths Kraken's v1 `book` subscription takes.
+/// The book depths Kraken's `book` subscription takes (v1 and v2).
 pub const BOOK_DEPTHS: [usize; 5] = [10, 25, 100, 500, 1000];
-/// How often the adapter pings Kraken (`{"event":"ping"}`).
+/// How often the adapter pings Kraken (v1 `{"event":"ping"}`, v2 `{"method":"ping"}`).
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// Kraken's WebSocket v2 endpoint (the default `ws_url`).
+pub const V2_URL: &str = "wss://ws.kraken.com/v2";
+/// Kraken's WebSocket v1 endpoint.
+pub const V1_URL: &str = "wss://ws.kraken.com";
+/// ccxt's kraken timeframes and the v2 `ohlc` intervals they name, in minutes (ccxt calls the
+/// 21600-minute interval, 15 days, `2w`).
+pub const TIMEFRAMES: [(&str, u32); 9] = [
+    ("1m", 1),
+    ("5m", 5),
+    ("15m", 15),
+    ("30m", 30),
+    ("1h", 60),
+    ("4h", 240),
+    ("1d", 1440),
+    ("1w", 10080),
+    ("2w", 21600),
+];
 /// The market list may take this long and this much.
 const MARKETS_TIMEOUT: Duration = Duration::from_secs(20);
 const MARKETS_MAX_BODY: usize = 16 << 20;
@@ -80,11 +102,32 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 const MAX_LIMIT: u64 = 1000;
 const REST_MAX_COUNT: usize = 500;
 
-/// `reqid`s of the requests the adapter sends, which Kraken echoes in `subscriptionStatus`.
+/// What a request is for: v1's `reqid` as is, which Kraken echoes in `subscriptionStatus`; in
+/// v2's `req_id` with the channel (see [`v2_req_id`]).
 const REQ_SUBSCRIBE: u64 = 1;
 const REQ_UNSUBSCRIBE: u64 = 2;
 const REQ_RESYNC_UNSUBSCRIBE: u64 = 3;
 const REQ_RESYNC_SUBSCRIBE: u64 = 4;
+
+/// Which of Kraken's WebSocket APIs the adapter speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedVersion {
+    /// WebSocket v1 (`wss://ws.kraken.com`): books, tickers, trades.
+    V1,
+    /// WebSocket v2 (`wss://ws.kraken.com/v2`): books, tickers, trades and candles.
+    #[default]
+    V2,
+}
+
+impl FeedVersion {
+    fn name(self) -> &'static str {
+        match self {
+            FeedVersion::V1 => "v1",
+            FeedVersion::V2 => "v2",
+        }
+    }
+}
 
 /// The `[kraken]` config table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -92,7 +135,9 @@ const REQ_RESYNC_SUBSCRIBE: u64 = 4;
 pub struct KrakenSettings {
     /// Run the Kraken adapter.
     pub enabled: bool,
-    /// Kraken's WebSocket v1 endpoint.
+    /// The WebSocket API spoken at `ws_url`: `"v2"` or `"v1"`.
+    pub feed: FeedVersion,
+    /// Kraken's WebSocket endpoint, of the `feed`'s version.
     pub ws_url: String,
     /// Kraken's REST API (market list, `fetch_order_book` and `fetch_ticker` fallbacks).
     pub rest_url: String,
@@ -110,7 +155,8 @@ impl Default for KrakenSettings {
     fn default() -> Self {
         KrakenSettings {
             enabled: false,
-            ws_url: "wss://ws.kraken.com".to_owned(),
+            feed: FeedVersion::V2,
+            ws_url: V2_URL.to_owned(),
             rest_url: "https://api.kraken.com".to_owned(),
             book_depth: 100,
             publish_depth: 20,
@@ -147,6 +193,27 @@ impl KrakenSettings {
                 ));
             }
         }
+        // Kraken's own hosts serve v1 at `/` and v2 at `/v2`: a mismatch would never subscribe.
+        let rest = self.ws_url.split_once("://").map_or("", |(_, rest)| rest);
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = host.split(':').next().unwrap_or(host);
+        if matches!(host, "ws.kraken.com" | "beta-ws.kraken.com") {
+            let path = path.trim_end_matches('/');
+            let expected = match self.feed {
+                FeedVersion::V2 if path != "v2" => Some(format!("wss://{host}/v2")),
+                FeedVersion::V1 if !path.is_empty() => Some(format!("wss://{host}")),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                return Err(format!(
+                    "kraken: ws_url {} is not Kraken's WebSocket {} endpoint (feed = {:?}): \
+                     use {expected}",
+                    self.ws_url,
+                    self.feed.name(),
+                    self.feed.name()
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -169,6 +236,16 @@ pub enum Kind {
     Ticker,
     /// `trades:kraken:<symbol>`: Kraken's `trade`.
     Trades,
+    /// `ohlcv:kraken:<symbol>:<timeframe>`: Kraken's v2 `ohlc` of this interval (minutes).
+    Ohlcv(u32),
+}
+
+/// ccxt's name of an `ohlc` interval (minutes).
+pub fn timeframe(interval: u32) -> Option<&'static str> {
+    TIMEFRAMES
+        .iter()
+        .find(|(_, minutes)| *minutes == interval)
+        .map(|(name, _)| *name)
 }
 
 impl Kind {
@@ -187,15 +264,17 @@ impl Kind {
             Kind::Book => "book",
             Kind::Ticker => "ticker",
             Kind::Trades => "trades",
+            Kind::Ohlcv(_) => "ohlcv",
         }
     }
 
-    /// The subscription's `name` at Kraken.
+    /// The subscription's `name` (v1) or `channel` (v2) at Kraken.
     fn kraken_name(self) -> &'static str {
         match self {
             Kind::Book => "book",
             Kind::Ticker => "ticker",
             Kind::Trades => "trade",
+            Kind::Ohlcv(_) => "ohlc",
         }
     }
 
@@ -208,15 +287,65 @@ impl Kind {
         }
     }
 
+    /// The kind's part of a v2 `req_id` (see [`v2_req_id`]).
+    fn code(self) -> u64 {
+        match self {
+            Kind::Book => 1,
+            Kind::Ticker => 2,
+            Kind::Trades => 3,
+            Kind::Ohlcv(interval) => 4 * 100_000 + u64::from(interval % 100_000),
+        }
+    }
+
+    fn from_code(code: u64) -> Option<Kind> {
+        match code {
+            1 => Some(Kind::Book),
+            2 => Some(Kind::Ticker),
+            3 => Some(Kind::Trades),
+            code if code / 100_000 == 4 => {
+                let interval = u32::try_from(code % 100_000).ok()?;
+                timeframe(interval).map(|_| Kind::Ohlcv(interval))
+            }
+            _ => None,
+        }
+    }
+
     /// The broker's channel of `symbol`.
     pub fn channel(self, symbol: &str) -> String {
-        format!("{}:{NAME}:{symbol}", self.prefix())
+        match self {
+            Kind::Ohlcv(interval) => format!(
+                "{}:{NAME}:{symbol}:{}",
+                self.prefix(),
+                timeframe(interval).unwrap_or("?")
+            ),
+            _ => format!("{}:{NAME}:{symbol}", self.prefix()),
+        }
     }
 }
 
-/// The kind and the ccxt symbol of a broker channel `<kind>:kraken:<symbol>`; not checked
-/// against the market list.
+/// The `req_id` of a v2 request: what it is for (`REQ_*`) and for which channel, so that each
+/// answer, refusals included, names its channel: `purpose × 1 000 000 + kind`, the kind being 1
+/// (book), 2 (ticker), 3 (trade) or 400 000 + the `ohlc` interval. At most 4 421 600: Kraken
+/// wants an int32.
+pub fn v2_req_id(purpose: u64, kind: Kind) -> u64 {
+    purpose * 1_000_000 + kind.code()
+}
+
+/// What [`v2_req_id`] encoded: the purpose and the kind.
+fn decode_v2_req_id(req_id: u64) -> (u64, Option<Kind>) {
+    (req_id / 1_000_000, Kind::from_code(req_id % 1_000_000))
+}
+
+/// The kind and the ccxt symbol of a broker channel `<kind>:kraken:<symbol>`, as the v1 feed
+/// serves them (no `ohlcv:`); not checked against the market list.
 pub fn parse_channel(channel: &str) -> Result<(Kind, &str), String> {
+    parse_channel_for(FeedVersion::V1, channel)
+}
+
+/// The kind and the ccxt symbol of a broker channel as the `feed` serves them: v2 also
+/// `ohlcv:kraken:<symbol>:<timeframe>` of ccxt's kraken timeframes; not checked against the
+/// market list.
+pub fn parse_channel_for(feed: FeedVersion, channel: &str) -> Result<(Kind, &str), String> {
     let mut parts = channel.splitn(3, ':');
     let (Some(kind), Some(exchange), Some(symbol)) = (parts.next(), parts.next(), parts.next())
     else {
@@ -225,9 +354,34 @@ pub fn parse_channel(channel: &str) -> Result<(Kind, &str), String> {
     if exchange != NAME {
         return Err(format!("not a channel of {NAME}"));
     }
+    if kind == "ohlcv" && feed == FeedVersion::V2 {
+        let (symbol, name) = symbol
+            .rsplit_once(':')
+            .ok_or("not an ohlcv:kraken:<symbol>:<timeframe> channel")?;
+        let interval = TIMEFRAMES
+            .iter()
+            .find(|(tf, _)| *tf == name)
+            .map(|(_, minutes)| *minutes)
+            .ok_or_else(|| {
+                let name: String = name.chars().take(32).collect();
+                let known: Vec<&str> = TIMEFRAMES.iter().map(|(tf, _)| *tf).collect();
+                format!(
+                    "kraken has no timeframe {name:?} (it has {})",
+                    known.join(", ")
+                )
+            })?;
+        return Ok((Kind::Ohlcv(interval), symbol));
+    }
     let kind = Kind::parse(kind).ok_or_else(|| {
         let kind: String = kind.chars().take(32).collect();
-        format!("kraken publishes book, ticker and trades channels, not {kind:?}")
+        match feed {
+            FeedVersion::V1 => {
+                format!("kraken publishes book, ticker and trades channels, not {kind:?}")
+            }
+            FeedVersion::V2 => {
+                format!("kraken publishes book, ticker, trades and ohlcv channels, not {kind:?}")
+            }
+        }
     })?;
     Ok((kind, symbol))
 }
@@ -241,38 +395,75 @@ fn request(event: &str, reqid: u64, kind: Kind, pairs: &[&str], depth: usize) ->
     json!({"event": event, "reqid": reqid, "pair": pairs, "subscription": subscription}).to_string()
 }
 
-/// Kraken v1 as an [`Upstream`] feed: one connection, subscriptions by message, one request per
-/// kind naming every pair of that kind.
+/// One Kraken v2 request for `symbols` (v2 names) of one kind:
+/// `{"method":"subscribe","params":{"channel":"book","depth":10,"symbol":["BTC/USD"]},
+/// "req_id":1000001}`.
+fn v2_request(method: &str, purpose: u64, kind: Kind, symbols: &[&str], depth: usize) -> String {
+    let mut params = json!({"channel": kind.kraken_name(), "symbol": symbols});
+    match kind {
+        Kind::Book => params["depth"] = depth.into(),
+        Kind::Ohlcv(interval) => params["interval"] = interval.into(),
+        Kind::Ticker | Kind::Trades => {}
+    }
+    json!({"method": method, "params": params, "req_id": v2_req_id(purpose, kind)}).to_string()
+}
+
+/// Kraken's WebSocket as an [`Upstream`] feed: one connection, subscriptions by message, one
+/// request per kind (and `ohlc` interval) naming every pair of that kind.
 pub struct KrakenFeed {
     url: String,
     markets: Arc<KrakenMarkets>,
     depth: usize,
+    version: FeedVersion,
 }
 
 impl KrakenFeed {
-    /// A feed of `url` whose channels' symbols are looked up in `markets`, books subscribed at
-    /// `depth`.
+    /// A v1 feed of `url` whose channels' symbols are looked up in `markets`, books subscribed
+    /// at `depth`.
     pub fn new(url: impl Into<String>, markets: Arc<KrakenMarkets>, depth: usize) -> Self {
+        Self::with_version(FeedVersion::V1, url, markets, depth)
+    }
+
+    /// A v2 feed, otherwise as [`KrakenFeed::new`].
+    pub fn v2(url: impl Into<String>, markets: Arc<KrakenMarkets>, depth: usize) -> Self {
+        Self::with_version(FeedVersion::V2, url, markets, depth)
+    }
+
+    /// A feed of `version`.
+    pub fn with_version(
+        version: FeedVersion,
+        url: impl Into<String>,
+        markets: Arc<KrakenMarkets>,
+        depth: usize,
+    ) -> Self {
         KrakenFeed {
             url: url.into(),
             markets,
             depth,
+            version,
         }
     }
 
-    fn requests(&self, event: &str, reqid: u64, channels: &BTreeSet<String>) -> Vec<String> {
+    fn requests(&self, event: &str, purpose: u64, channels: &BTreeSet<String>) -> Vec<String> {
         let mut by_kind: BTreeMap<Kind, Vec<&str>> = BTreeMap::new();
         for channel in channels {
-            let Ok((kind, symbol)) = parse_channel(channel) else {
+            let Ok((kind, symbol)) = parse_channel_for(self.version, channel) else {
                 continue;
             };
             if let Some(pair) = self.markets.by_symbol(symbol) {
-                by_kind.entry(kind).or_default().push(&pair.ws_name);
+                let name = match self.version {
+                    FeedVersion::V1 => &pair.ws_name,
+                    FeedVersion::V2 => &pair.v2_name,
+                };
+                by_kind.entry(kind).or_default().push(name);
             }
         }
         by_kind
             .into_iter()
-            .map(|(kind, pairs)| request(event, reqid, kind, &pairs, self.depth))
+            .map(|(kind, names)| match self.version {
+                FeedVersion::V1 => request(event, purpose, kind, &names, self.depth),
+                FeedVersion::V2 => v2_request(event, purpose, kind, &names, self.depth),
+            })
             .collect()
     }
 }
@@ -293,7 +484,11 @@ impl Feed for KrakenFeed {
     }
 
     fn ping(&self) -> Option<(Duration, String)> {
-        Some((PING_INTERVAL, r#"{"event":"ping"}"#.to_owned()))
+        let ping = match self.version {
+            FeedVersion::V1 => r#"{"event":"ping"}"#,
+            FeedVersion::V2 => r#"{"method":"ping"}"#,
+        };
+        Some((PING_INTERVAL, ping.to_owned()))
     }
 }
 
@@ -314,10 +509,11 @@ pub struct KrakenStats {
     pub resyncs: u64,
     /// Resyncs that ended with a new snapshot.
     pub resyncs_done: u64,
-    /// Publications on `book:`, `ticker:` and `trades:` channels.
+    /// Publications on `book:`, `ticker:`, `trades:` and `ohlcv:` channels.
     pub book_publications: u64,
     pub ticker_publications: u64,
     pub trade_publications: u64,
+    pub ohlcv_publications: u64,
     /// Data of channels nobody wants, or of books waiting for a snapshot.
     pub ignored: u64,
     /// Messages that could not be read, by kind.
@@ -367,11 +563,70 @@ struct Resync {
 
 /// One wanted book.
 struct PairBook {
-    ws_name: String,
+    /// The pair's name in requests: its wsname (v1) or v2 name.
+    name: String,
+    /// The pair's price and amount decimals (the v2 checksum writes numbers with them).
+    precision: (u32, u32),
     book: KrakenBook,
     resync: Option<Resync>,
     /// Kraken refused the subscription: updates are ignored until the next connection.
     refused: bool,
+}
+
+/// The answer to a subscribe or unsubscribe, of either version.
+struct Ack<'m> {
+    state: SubscriptionState,
+    kind: Option<Kind>,
+    pair: Option<&'m KrakenPair>,
+    /// What our request was for (`REQ_*`), from the id Kraken echoed.
+    purpose: Option<u64>,
+    error: Option<String>,
+}
+
+impl<'m> Ack<'m> {
+    fn from_v1(status: SubscriptionStatus, markets: &'m KrakenMarkets) -> Self {
+        Ack {
+            state: status.state,
+            kind: status
+                .subscription
+                .as_deref()
+                .and_then(Kind::from_kraken_name),
+            pair: status
+                .pair
+                .as_deref()
+                .and_then(|name| markets.by_ws_name(name).ok()),
+            purpose: status.reqid,
+            error: status.error_message,
+        }
+    }
+
+    fn from_v2(ack: V2Ack, markets: &'m KrakenMarkets) -> Self {
+        let (purpose, kind) = match ack.req_id.map(decode_v2_req_id) {
+            Some((purpose, kind)) => (Some(purpose), kind),
+            None => (None, None),
+        };
+        // Our own id names the channel; else what Kraken's `result` says.
+        let kind = kind.or_else(|| match (ack.channel.as_deref(), ack.interval) {
+            (Some("ohlc"), Some(interval)) => timeframe(interval).map(|_| Kind::Ohlcv(interval)),
+            (Some(name), _) => Kind::from_kraken_name(name),
+            (None, _) => None,
+        });
+        let state = match (ack.success, ack.method.as_str()) {
+            (false, _) => SubscriptionState::Error,
+            (true, "unsubscribe") => SubscriptionState::Unsubscribed,
+            (true, _) => SubscriptionState::Subscribed,
+        };
+        Ack {
+            state,
+            kind,
+            pair: ack
+                .symbol
+                .as_deref()
+                .and_then(|name| markets.by_v2_name(name).ok()),
+            purpose,
+            error: ack.error,
+        }
+    }
 }
 
 /// A log line written at most once per [`LOG_EVERY`].
@@ -575,7 +830,8 @@ impl KrakenAdapter {
         );
         self.market_failures = 0;
         let markets = Arc::new(markets);
-        let feed = KrakenFeed::new(
+        let feed = KrakenFeed::with_version(
+            self.settings.feed,
             self.settings.ws_url.clone(),
             markets.clone(),
             self.settings.subscription_depth(),
@@ -611,31 +867,37 @@ impl KrakenAdapter {
             self.wanted.insert(channel, Want::Pending);
             return;
         };
-        let resolved = parse_channel(&channel).and_then(|(kind, symbol)| {
+        let feed = self.settings.feed;
+        let resolved = parse_channel_for(feed, &channel).and_then(|(kind, symbol)| {
             let pair = markets.by_symbol(symbol).ok_or_else(|| {
                 let symbol: String = symbol.chars().take(64).collect();
                 format!("unknown symbol {symbol:?}: not in Kraken's market list")
             })?;
-            Ok((kind, pair.market.symbol.clone(), pair.ws_name.clone()))
+            let name = match feed {
+                FeedVersion::V1 => pair.ws_name.clone(),
+                FeedVersion::V2 => pair.v2_name.clone(),
+            };
+            let precision = (pair.price_decimals, pair.amount_decimals);
+            Ok((kind, pair.market.symbol.clone(), name, precision))
         });
         match resolved {
-            Ok((kind, symbol, ws_name)) => {
+            Ok((kind, symbol, name, precision)) => {
                 debug!("kraken: streaming {channel}");
                 match kind {
                     Kind::Book => {
-                        let book =
-                            KrakenBook::new(symbol.as_str(), self.settings.subscription_depth());
+                        let book = self.new_book(&symbol, precision);
                         self.books.insert(
                             symbol.clone(),
                             PairBook {
-                                ws_name,
+                                name,
+                                precision,
                                 book,
                                 resync: None,
                                 refused: false,
                             },
                         );
                     }
-                    Kind::Ticker | Kind::Trades => {}
+                    Kind::Ticker | Kind::Trades | Kind::Ohlcv(_) => {}
                 }
                 self.wanted.insert(
                     channel,
@@ -664,7 +926,7 @@ impl KrakenAdapter {
                 Kind::Ticker => {
                     self.tickers.remove(&symbol);
                 }
-                Kind::Trades => {}
+                Kind::Trades | Kind::Ohlcv(_) => {}
             }
         }
     }
@@ -703,12 +965,37 @@ impl KrakenAdapter {
 
     // ------------------------------------------------------------ upstream
 
-    fn reset_books(&mut self) {
+    /// An empty book of `symbol` at the subscribed depth; a v2 book checksums its numbers with
+    /// the pair's `precision` (price and amount decimals).
+    fn new_book(&self, symbol: &str, precision: (u32, u32)) -> KrakenBook {
+        let book = KrakenBook::new(symbol, self.settings.subscription_depth());
+        match self.settings.feed {
+            FeedVersion::V1 => book,
+            FeedVersion::V2 => book.with_precision(precision.0, precision.1),
+        }
+    }
+
+    /// A request about one pair's book, in the feed's version.
+    fn book_request(&self, event: &str, purpose: u64, name: &str) -> String {
         let depth = self.settings.subscription_depth();
-        for (symbol, pair) in &mut self.books {
-            pair.book = KrakenBook::new(symbol.as_str(), depth);
-            pair.resync = None;
-            pair.refused = false;
+        match self.settings.feed {
+            FeedVersion::V1 => request(event, purpose, Kind::Book, &[name], depth),
+            FeedVersion::V2 => v2_request(event, purpose, Kind::Book, &[name], depth),
+        }
+    }
+
+    fn reset_books(&mut self) {
+        let fresh: Vec<(String, KrakenBook)> = self
+            .books
+            .iter()
+            .map(|(symbol, pair)| (symbol.clone(), self.new_book(symbol, pair.precision)))
+            .collect();
+        for (symbol, book) in fresh {
+            if let Some(pair) = self.books.get_mut(&symbol) {
+                pair.book = book;
+                pair.resync = None;
+                pair.refused = false;
+            }
         }
     }
 
@@ -746,71 +1033,175 @@ impl KrakenAdapter {
         let Some(markets) = self.markets.clone() else {
             return;
         };
-        let message = match parse_message(text, &markets) {
-            Ok(message) => message,
-            Err(error) => {
-                let kind = error_kind(&error);
-                *self.stats.bad_messages.entry(kind).or_default() += 1;
-                self.log_limited(kind, || format!("message ignored: {error}"));
-                return;
-            }
+        let snapshot = match self.settings.feed {
+            FeedVersion::V1 => self.on_v1_message(text, &markets, ctx),
+            FeedVersion::V2 => self.on_v2_message(text, &markets, ctx),
         };
-        let mut snapshot = false;
-        match message {
-            KrakenMessage::Book(book) => snapshot = self.on_book(book, ctx),
-            KrakenMessage::Trades(trades) => {
-                for trade in trades {
-                    if self.is_streamed(Kind::Trades, &trade.symbol) {
-                        self.stats.trade_publications += 1;
-                        self.send_json(Kind::Trades.channel(&trade.symbol), &trade);
-                    } else {
-                        self.stats.ignored += 1;
-                    }
-                }
-            }
-            KrakenMessage::Ticker(ticker) => {
-                let symbol = ticker.symbol.clone();
-                if self.is_streamed(Kind::Ticker, &symbol) {
-                    self.stats.ticker_publications += 1;
-                    self.send_json(Kind::Ticker.channel(&symbol), &ticker);
-                    self.tickers.insert(symbol, *ticker);
-                } else {
-                    self.stats.ignored += 1;
-                }
-            }
-            KrakenMessage::SubscriptionStatus(status) => self.on_subscription(status, &markets),
-            KrakenMessage::SystemStatus(status) => {
-                if status.status == "online" {
-                    debug!("kraken: system status online");
-                } else {
-                    let status = status.status.clone();
-                    self.log_limited("system status", || format!("system status {status:?}"));
-                }
-            }
-            KrakenMessage::Heartbeat | KrakenMessage::Pong { .. } => {}
-        }
         if self.up_pending && (snapshot || self.books.is_empty()) {
             info!("kraken: up again");
             self.announce_up();
         }
     }
 
-    /// Applies a book message; whether it was a snapshot that put a book in sync.
-    fn on_book(&mut self, message: BookMessage<'_>, ctx: &mut Context<Self>) -> bool {
+    /// Counts and logs a message that could not be read.
+    fn bad_message(&mut self, error: &MessageError) {
+        let kind = error_kind(error);
+        *self.stats.bad_messages.entry(kind).or_default() += 1;
+        self.log_limited(kind, || format!("message ignored: {error}"));
+    }
+
+    /// Handles a v1 message; whether it was a snapshot that put a book in sync.
+    fn on_v1_message(
+        &mut self,
+        text: &str,
+        markets: &KrakenMarkets,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let message = match parse_message(text, markets) {
+            Ok(message) => message,
+            Err(error) => {
+                self.bad_message(&error);
+                return false;
+            }
+        };
+        match message {
+            KrakenMessage::Book(book) => {
+                let symbol = book.pair.market.symbol.as_str();
+                return self.on_book(symbol, book.snapshot, Some(book.depth), &book.delta, ctx);
+            }
+            KrakenMessage::Trades(trades) => self.publish_trades(trades),
+            KrakenMessage::Ticker(ticker) => self.publish_ticker(*ticker),
+            KrakenMessage::SubscriptionStatus(status) => {
+                self.on_subscription(Ack::from_v1(status, markets));
+            }
+            KrakenMessage::SystemStatus(status) => self.system_status(&status.status),
+            KrakenMessage::Heartbeat | KrakenMessage::Pong { .. } => {}
+        }
+        false
+    }
+
+    /// Handles a v2 message; whether it held a snapshot that put a book in sync.
+    fn on_v2_message(
+        &mut self,
+        text: &str,
+        markets: &KrakenMarkets,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let message = match parse_v2_message(text, markets) {
+            Ok(message) => message,
+            Err(error) => {
+                self.bad_message(&error);
+                return false;
+            }
+        };
+        let mut snapshot = false;
+        match message {
+            V2Message::Book(books) => {
+                for book in books {
+                    let symbol = book.pair.market.symbol.as_str();
+                    snapshot |= self.on_book(symbol, book.snapshot, None, &book.delta, ctx);
+                }
+            }
+            V2Message::Trades(trades) => self.publish_trades(trades),
+            V2Message::Tickers(tickers) => {
+                for ticker in tickers {
+                    self.publish_ticker(ticker);
+                }
+            }
+            V2Message::Ohlc { snapshot, candles } => self.publish_candles(snapshot, candles),
+            V2Message::Ack(ack) => self.on_subscription(Ack::from_v2(ack, markets)),
+            V2Message::Status { system } => self.system_status(&system),
+            V2Message::Heartbeat | V2Message::Pong { .. } => {}
+        }
+        snapshot
+    }
+
+    fn system_status(&mut self, status: &str) {
+        if status == "online" {
+            debug!("kraken: system status online");
+        } else {
+            let status = status.to_owned();
+            self.log_limited("system status", || format!("system status {status:?}"));
+        }
+    }
+
+    fn publish_trades(&mut self, trades: Vec<rpc_crypto_proto::ccxt::Trade>) {
+        for trade in trades {
+            if self.is_streamed(Kind::Trades, &trade.symbol) {
+                self.stats.trade_publications += 1;
+                self.send_json(Kind::Trades.channel(&trade.symbol), &trade);
+            } else {
+                self.stats.ignored += 1;
+            }
+        }
+    }
+
+    fn publish_ticker(&mut self, ticker: Ticker) {
+        let symbol = ticker.symbol.clone();
+        if self.is_streamed(Kind::Ticker, &symbol) {
+            self.stats.ticker_publications += 1;
+            self.send_json(Kind::Ticker.channel(&symbol), &ticker);
+            self.tickers.insert(symbol, ticker);
+        } else {
+            self.stats.ignored += 1;
+        }
+    }
+
+    /// Publishes candles on their `ohlcv:` channels: each candle of an update; of a snapshot
+    /// (Kraken's recent candles, oldest first) only the newest of each channel, the current one.
+    fn publish_candles(&mut self, snapshot: bool, candles: Vec<V2Candle>) {
+        let mut newest: BTreeMap<String, usize> = BTreeMap::new();
+        let channels: Vec<String> = candles
+            .iter()
+            .map(|c| Kind::Ohlcv(c.interval).channel(&c.symbol))
+            .collect();
+        if snapshot {
+            for (index, channel) in channels.iter().enumerate() {
+                newest.insert(channel.clone(), index);
+            }
+        }
+        for (index, (candle, channel)) in candles.iter().zip(channels).enumerate() {
+            let streamed = timeframe(candle.interval).is_some()
+                && self.is_streamed(Kind::Ohlcv(candle.interval), &candle.symbol);
+            if !streamed || (snapshot && newest.get(&channel) != Some(&index)) {
+                self.stats.ignored += 1;
+                continue;
+            }
+            self.stats.ohlcv_publications += 1;
+            self.send_json(channel, &candle.candle);
+        }
+    }
+
+    /// Applies a book message of `symbol` (`depth`: v1's, from the channel name; v2's is the
+    /// subscription's); whether it was a snapshot that put a book in sync.
+    fn on_book(
+        &mut self,
+        symbol: &str,
+        snapshot: bool,
+        depth: Option<usize>,
+        delta: &BookDelta,
+        ctx: &mut Context<Self>,
+    ) -> bool {
         enum Outcome {
             Published { book: OrderBook, resynced: bool },
             Ignored,
             Resync { reason: String, mismatch: bool },
         }
-        let symbol = message.pair.market.symbol.as_str();
         let publish_depth = self.publish_depth();
-        let checked = message.delta.checksum.is_some();
-        let outcome = match self.books.get_mut(symbol) {
-            None => Outcome::Ignored,
-            Some(pair) if message.snapshot => {
+        let checked = delta.checksum.is_some();
+        // The book a snapshot makes.
+        let fresh = match self.books.get(symbol) {
+            Some(pair) if snapshot => Some(match depth {
                 // Kraken's largest depth bounds the book whatever the message says.
-                let mut book = KrakenBook::new(symbol, message.depth.min(1000));
-                let result = book.apply_snapshot(&message.delta);
+                Some(depth) => KrakenBook::new(symbol, depth.min(1000)),
+                None => self.new_book(symbol, pair.precision),
+            }),
+            _ => None,
+        };
+        let outcome = match (self.books.get_mut(symbol), fresh) {
+            (None, _) => Outcome::Ignored,
+            (Some(pair), Some(mut book)) => {
+                let result = book.apply_snapshot(delta);
                 pair.book = book;
                 pair.refused = false;
                 match result {
@@ -825,8 +1216,8 @@ impl KrakenAdapter {
                 }
             }
             // Waiting for the new snapshot, or refused.
-            Some(pair) if pair.resync.is_some() || pair.refused => Outcome::Ignored,
-            Some(pair) => match pair.book.apply_update(&message.delta) {
+            (Some(pair), None) if pair.resync.is_some() || pair.refused => Outcome::Ignored,
+            (Some(pair), None) => match pair.book.apply_update(delta) {
                 Ok(()) => Outcome::Published {
                     book: pair.book.to_ccxt(publish_depth),
                     resynced: false,
@@ -852,7 +1243,7 @@ impl KrakenAdapter {
                 false
             }
             Outcome::Published { book, resynced } => {
-                if message.snapshot {
+                if snapshot {
                     self.stats.snapshots += 1;
                 } else {
                     self.stats.updates += 1;
@@ -868,7 +1259,7 @@ impl KrakenAdapter {
                         self.announce_up();
                     }
                 }
-                message.snapshot
+                snapshot
             }
         }
     }
@@ -876,24 +1267,25 @@ impl KrakenAdapter {
     /// Takes `symbol`'s book out of publication and asks Kraken for it again: unsubscribe now,
     /// subscribe once Kraken confirms; a connection made again if no snapshot comes in time.
     fn resync(&mut self, symbol: String, reason: String, ctx: &mut Context<Self>) {
-        let depth = self.settings.subscription_depth();
         self.generation += 1;
         let generation = self.generation;
+        let Some((name, precision)) = self
+            .books
+            .get(&symbol)
+            .map(|pair| (pair.name.clone(), pair.precision))
+        else {
+            return;
+        };
+        let empty = self.new_book(&symbol, precision);
+        let unsubscribe = self.book_request("unsubscribe", REQ_RESYNC_UNSUBSCRIBE, &name);
         let Some(pair) = self.books.get_mut(&symbol) else {
             return;
         };
-        pair.book = KrakenBook::new(symbol.as_str(), depth);
+        pair.book = empty;
         pair.resync = Some(Resync {
             generation,
             subscribing: false,
         });
-        let unsubscribe = request(
-            "unsubscribe",
-            REQ_RESYNC_UNSUBSCRIBE,
-            Kind::Book,
-            &[pair.ws_name.as_str()],
-            depth,
-        );
         self.stats.resyncs += 1;
         warn!("kraken: {symbol} book out of sync ({reason}): resubscribing");
         self.announce(json!({
@@ -920,18 +1312,10 @@ impl KrakenAdapter {
         });
     }
 
-    fn on_subscription(&mut self, status: SubscriptionStatus, markets: &KrakenMarkets) {
-        let kind = status
-            .subscription
-            .as_deref()
-            .and_then(Kind::from_kraken_name);
-        let pair: Option<&KrakenPair> = status
-            .pair
-            .as_deref()
-            .and_then(|name| markets.by_ws_name(name).ok());
-        let (Some(kind), Some(pair)) = (kind, pair) else {
-            if status.state == SubscriptionState::Error {
-                let message = status.error_message.clone().unwrap_or_default();
+    fn on_subscription(&mut self, ack: Ack<'_>) {
+        let (Some(kind), Some(pair)) = (ack.kind, ack.pair) else {
+            if ack.state == SubscriptionState::Error {
+                let message = ack.error.clone().unwrap_or_default();
                 self.log_limited("subscription error", || {
                     format!("request refused: {message:?}")
                 });
@@ -940,45 +1324,41 @@ impl KrakenAdapter {
         };
         let symbol = pair.market.symbol.clone();
         let channel = kind.channel(&symbol);
-        let depth = self.settings.subscription_depth();
         let resync = match kind {
             Kind::Book => self.books.get(&symbol).and_then(|p| p.resync),
             _ => None,
         };
-        match status.state {
+        match ack.state {
             SubscriptionState::Subscribed => debug!("kraken: subscribed to {channel}"),
             SubscriptionState::Unsubscribed | SubscriptionState::Error
                 if resync.is_some_and(|r| !r.subscribing)
-                    && (status.state == SubscriptionState::Unsubscribed
-                        || status.reqid == Some(REQ_RESYNC_UNSUBSCRIBE)) =>
+                    && (ack.state == SubscriptionState::Unsubscribed
+                        || ack.purpose == Some(REQ_RESYNC_UNSUBSCRIBE)) =>
             {
                 // The resync's unsubscribe is done (or there was nothing to unsubscribe).
+                let subscribe = self
+                    .books
+                    .get(&symbol)
+                    .map(|pair| self.book_request("subscribe", REQ_RESYNC_SUBSCRIBE, &pair.name));
                 if let Some(pair) = self.books.get_mut(&symbol) {
                     if let Some(resync) = &mut pair.resync {
                         resync.subscribing = true;
                     }
-                    let subscribe = request(
-                        "subscribe",
-                        REQ_RESYNC_SUBSCRIBE,
-                        Kind::Book,
-                        &[pair.ws_name.as_str()],
-                        depth,
-                    );
-                    if let Some(upstream) = &self.upstream {
-                        upstream.send(subscribe);
-                    }
+                }
+                if let (Some(subscribe), Some(upstream)) = (subscribe, &self.upstream) {
+                    upstream.send(subscribe);
                 }
             }
             SubscriptionState::Unsubscribed => debug!("kraken: unsubscribed from {channel}"),
-            SubscriptionState::Error if status.reqid == Some(REQ_UNSUBSCRIBE) => {
+            SubscriptionState::Error if ack.purpose == Some(REQ_UNSUBSCRIBE) => {
                 debug!(
                     "kraken: unsubscribe from {channel} refused: {:?}",
-                    status.error_message
+                    ack.error
                 );
             }
             SubscriptionState::Error => {
                 self.stats.refused += 1;
-                let reason = status.error_message.unwrap_or_else(|| "refused".to_owned());
+                let reason = ack.error.unwrap_or_else(|| "refused".to_owned());
                 if let Some(pair) = self.books.get_mut(&symbol) {
                     // No resync loop: the book waits for the next connection.
                     pair.resync = None;
@@ -1230,8 +1610,9 @@ impl Actor for KrakenAdapter {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         info!(
-            "kraken: starting ({}, {}, book depth {})",
+            "kraken: starting ({}, WebSocket {} at {}, book depth {})",
             self.settings.rest_url,
+            self.settings.feed.name(),
             self.settings.ws_url,
             self.settings.subscription_depth()
         );

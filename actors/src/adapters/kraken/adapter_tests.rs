@@ -39,9 +39,9 @@ const WS_CAPTURE: &str = include_str!(concat!(
     "/../fixtures/exchanges/KRAKEN.ws.50.0"
 ));
 /// Book updates with a checksum in `KRAKEN.ws.50.0`.
-const CAPTURED_CHECKSUMS: u64 = 4269;
+pub(super) const CAPTURED_CHECKSUMS: u64 = 4269;
 /// The pair the fault tests break.
-const FAULTY: &str = "XBT/CHF";
+pub(super) const FAULTY: &str = "XBT/CHF";
 
 const REST_DEPTH: &str = r#"{"error":[],"result":{"XXBTZUSD":{"asks":[["30384.10000","2.059",1688671659],["30387.90000","1.500",1688671380]],"bids":[["30297.00000","1.115",1688671636],["30296.70000","0.002",1688671674]]}}}"#;
 const REST_TICKER: &str = r#"{"error":[],"result":{"XXBTZUSD":{"a":["30300.10000","1","1.000"],"b":["30300.00000","1","1.000"],"c":["30303.20000","0.00067643"],"v":["4083.67001100","4412.73601799"],"p":["30706.77771","30689.13205"],"t":[34619,38907],"l":["29868.30000","29868.30000"],"h":["31631.00000","31631.00000"],"o":"30502.80000"}}}"#;
@@ -59,11 +59,11 @@ fn asset_pairs_body() -> &'static str {
         .expect("KRAKEN.0 has an HTTP record")
 }
 
-fn markets() -> Arc<KrakenMarkets> {
+pub(super) fn markets() -> Arc<KrakenMarkets> {
     Arc::new(KrakenMarkets::from_asset_pairs(asset_pairs_body()).unwrap())
 }
 
-fn received() -> Vec<&'static str> {
+pub(super) fn received() -> Vec<&'static str> {
     records(WS_CAPTURE)
         .filter_map(|record| match record.expect("capture line") {
             Record::Received { message, .. } => Some(message),
@@ -77,20 +77,20 @@ fn received() -> Vec<&'static str> {
 /// One message of a script, and the step of the true book it stands for: (wsname, 0 for the
 /// snapshot or the 1-based index of the pair's update).
 #[derive(Clone)]
-struct Entry {
-    text: String,
-    step: Option<(String, usize)>,
+pub(super) struct Entry {
+    pub(super) text: String,
+    pub(super) step: Option<(String, usize)>,
 }
 
 /// Every pair's snapshot and updates, as the capture has them.
-struct Clean {
-    symbols: HashMap<String, String>,
-    snapshots: HashMap<String, BookDelta>,
-    updates: HashMap<String, Vec<BookDelta>>,
+pub(super) struct Clean {
+    pub(super) symbols: HashMap<String, String>,
+    pub(super) snapshots: HashMap<String, BookDelta>,
+    pub(super) updates: HashMap<String, Vec<BookDelta>>,
 }
 
 impl Clean {
-    fn new(markets: &KrakenMarkets) -> (Clean, Vec<Entry>) {
+    pub(super) fn new(markets: &KrakenMarkets) -> (Clean, Vec<Entry>) {
         let mut clean = Clean {
             symbols: HashMap::new(),
             snapshots: HashMap::new(),
@@ -123,13 +123,13 @@ impl Clean {
         (clean, entries)
     }
 
-    fn symbol(&self, ws_name: &str) -> &str {
+    pub(super) fn symbol(&self, ws_name: &str) -> &str {
         &self.symbols[ws_name]
     }
 
     /// The pair's book after its snapshot and `updates` (indices, 1-based), and whether every
     /// checksum on the way matched.
-    fn apply(&self, ws_name: &str, updates: &[usize]) -> (KrakenBook, bool) {
+    pub(super) fn apply(&self, ws_name: &str, updates: &[usize]) -> (KrakenBook, bool) {
         let mut book = KrakenBook::new(self.symbol(ws_name), 1000);
         book.apply_snapshot(&self.snapshots[ws_name]).unwrap();
         let mut clean = true;
@@ -143,7 +143,7 @@ impl Clean {
     }
 
     /// The final book of every pair, by ccxt symbol.
-    fn finals(&self) -> BTreeMap<String, KrakenBook> {
+    pub(super) fn finals(&self) -> BTreeMap<String, KrakenBook> {
         self.snapshots
             .keys()
             .map(|ws_name| {
@@ -238,7 +238,7 @@ fn detectable(clean: &Clean, fault: Fault) -> usize {
 // ---------------------------------------------------------------- servers
 
 /// Records every publication.
-struct FakeRouter(Arc<Mutex<Vec<(String, Bytes)>>>);
+pub(super) struct FakeRouter(pub(super) Arc<Mutex<Vec<(String, Bytes)>>>);
 
 impl Actor for FakeRouter {
     type Context = Context<Self>;
@@ -253,7 +253,7 @@ impl Handler<Publish> for FakeRouter {
 
 /// A local HTTP server: `AssetPairs` from `KRAKEN.0` (500 for the first `fail_first`), `Depth`
 /// and `Ticker` canned. Returns its base URL and the paths asked.
-async fn http_server(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+pub(super) async fn http_server(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let asked = Arc::new(Mutex::new(Vec::new()));
@@ -319,21 +319,21 @@ struct Script {
 
 /// What a replay server saw and did.
 #[derive(Default)]
-struct ServerLog {
+pub(super) struct ServerLog {
     /// Every message the client sent.
-    received: Mutex<Vec<String>>,
-    connections: AtomicUsize,
-    sent: AtomicUsize,
-    done: AtomicBool,
+    pub(super) received: Mutex<Vec<String>>,
+    pub(super) connections: AtomicUsize,
+    pub(super) sent: AtomicUsize,
+    pub(super) done: AtomicBool,
 }
 
 /// A book pair's true state as the script made it so far.
-struct Truth {
-    books: HashMap<String, (KrakenBook, usize)>,
+pub(super) struct Truth {
+    pub(super) books: HashMap<String, (KrakenBook, usize)>,
 }
 
 impl Truth {
-    fn advance(&mut self, clean: &Clean, ws_name: &str, step: usize) {
+    pub(super) fn advance(&mut self, clean: &Clean, ws_name: &str, step: usize) {
         if step == 0 {
             let mut book = KrakenBook::new(clean.symbol(ws_name), 1000);
             book.apply_snapshot(&clean.snapshots[ws_name]).unwrap();
@@ -532,15 +532,17 @@ async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerL
 
 // ---------------------------------------------------------------- harness
 
-struct Harness {
-    adapter: Addr<KrakenAdapter>,
-    published: Arc<Mutex<Vec<(String, Bytes)>>>,
-    server: Arc<ServerLog>,
+pub(super) struct Harness {
+    pub(super) adapter: Addr<KrakenAdapter>,
+    pub(super) published: Arc<Mutex<Vec<(String, Bytes)>>>,
+    pub(super) server: Arc<ServerLog>,
 }
 
+/// The v1 feed at `ws_url`: these tests replay the v1 capture.
 fn settings(ws_url: String, rest_url: String) -> KrakenSettings {
     KrakenSettings {
         enabled: true,
+        feed: FeedVersion::V1,
         ws_url,
         rest_url,
         book_depth: 1000,
@@ -567,11 +569,15 @@ async fn start(script: Script, channels: &[String]) -> Harness {
 }
 
 impl Harness {
-    async fn stats(&self) -> KrakenStats {
+    pub(super) async fn stats(&self) -> KrakenStats {
         self.adapter.send(GetKrakenStats).await.unwrap()
     }
 
-    async fn call(&self, method: ExchangeMethod, params: Value) -> Result<Value, ExchangeError> {
+    pub(super) async fn call(
+        &self,
+        method: ExchangeMethod,
+        params: Value,
+    ) -> Result<Value, ExchangeError> {
         let Value::Object(params) = params else {
             panic!("params must be an object")
         };
@@ -598,7 +604,7 @@ impl Harness {
 
     /// Waits until the replay is over, the adapter has read everything it was sent, no resync
     /// is in progress and every book of `expected` is the clean final one; panics after 30 s.
-    async fn settle(&self, expected: &BTreeMap<String, KrakenBook>) -> KrakenStats {
+    pub(super) async fn settle(&self, expected: &BTreeMap<String, KrakenBook>) -> KrakenStats {
         for _ in 0..600 {
             actix::clock::sleep(Duration::from_millis(50)).await;
             if !self.server.done.load(Ordering::SeqCst) {
@@ -623,7 +629,7 @@ impl Harness {
         panic!("the adapter did not settle: {:?}", self.stats().await);
     }
 
-    fn publications(&self) -> Vec<(String, Value)> {
+    pub(super) fn publications(&self) -> Vec<(String, Value)> {
         self.published
             .lock()
             .unwrap()
@@ -632,7 +638,7 @@ impl Harness {
             .collect()
     }
 
-    fn notifications(&self) -> Vec<Value> {
+    pub(super) fn notifications(&self) -> Vec<Value> {
         self.publications()
             .into_iter()
             .filter(|(channel, _)| channel == NOTIFICATIONS)
@@ -640,7 +646,7 @@ impl Harness {
             .collect()
     }
 
-    fn client_messages(&self) -> Vec<Value> {
+    pub(super) fn client_messages(&self) -> Vec<Value> {
         self.server
             .received
             .lock()
@@ -659,7 +665,7 @@ fn ccxt_levels(book: &KrakenBook) -> (Value, Value) {
 
 /// Checks every `book:kraken:` publication; returns how many there were and the last of each
 /// channel.
-fn check_book_publications(
+pub(super) fn check_book_publications(
     publications: &[(String, Value)],
     depth: usize,
 ) -> (usize, BTreeMap<String, Value>) {
@@ -705,7 +711,7 @@ fn check_book_publications(
     (count, last)
 }
 
-fn book_channels(clean: &Clean) -> Vec<String> {
+pub(super) fn book_channels(clean: &Clean) -> Vec<String> {
     clean
         .symbols
         .values()
@@ -719,7 +725,8 @@ fn book_channels(clean: &Clean) -> Vec<String> {
 fn settings_defaults_and_checks() {
     let defaults = KrakenSettings::default();
     assert!(!defaults.enabled);
-    assert_eq!(defaults.ws_url, "wss://ws.kraken.com");
+    assert_eq!(defaults.feed, FeedVersion::V2);
+    assert_eq!(defaults.ws_url, "wss://ws.kraken.com/v2");
     assert_eq!(defaults.rest_url, "https://api.kraken.com");
     assert_eq!((defaults.book_depth, defaults.publish_depth), (100, 20));
     assert_eq!(defaults.heartbeat_timeout, Duration::from_secs(10));

@@ -13,6 +13,16 @@
 //! exact value): `0.10000000` read as a float and written back is `0.1`, and the checksum no
 //! longer matches. A mismatch means the book has drifted (a lost or misapplied update): the book
 //! refuses further updates until a new snapshot, and the adapter resubscribes.
+//!
+//! v1 writes its numbers as strings with the digits its checksum takes (`"56218.30000"`). v2
+//! writes JSON numbers; Kraken's v2 guide has them "pushed onto the wire containing full
+//! precision" (`0.10000000`), but a JSON number's text is not bound to that, so a v2 book
+//! ([`KrakenBook::with_precision`]) writes each number with the pair's decimals, as Kraken's FIX
+//! checksum guide spells out (`price_precision`, `qty_precision` of the `instrument` channel,
+//! which are `pair_decimals` and `lot_decimals` of `AssetPairs`): `0.1` at 8 decimals is
+//! `0.10000000`, and a text that already has them is unchanged. The two versions therefore do
+//! not checksum the same digits for one book: v1's texts often have other decimals than the
+//! pair's (`56218.30000` for a pair of 1 price decimal), so a v1 checksum is no v2 checksum.
 
 use std::collections::BTreeMap;
 
@@ -43,12 +53,25 @@ pub fn parse_number(text: &str) -> Result<DecimalText, BadNumber> {
 }
 
 /// What the checksum takes of a number: its text's digits without the `.` and without leading
-/// zeros (`0.10000000` → `10000000`).
-fn checksum_digits(number: &DecimalText) -> impl Iterator<Item = u8> + '_ {
-    number
-        .as_str()
-        .bytes()
-        .filter(|&b| b != b'.')
+/// zeros (`0.10000000` → `10000000`). With `decimals` (v2), the number is first written with
+/// that many decimals: trailing zeros added or cut down to them (`0.1` at 8 → `10000000`); a
+/// digit beyond them that is not zero is kept, since no rounding can be the exchange's.
+fn checksum_digits(number: &DecimalText, decimals: Option<u32>) -> impl Iterator<Item = u8> + '_ {
+    let text = number.as_str();
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let (frac, pad) = match decimals {
+        None => (frac, 0),
+        Some(decimals) => {
+            let decimals = decimals as usize;
+            // The significant digits always stay; zeros beyond `decimals` go.
+            let significant = frac.trim_end_matches('0').len();
+            let kept = significant.max(decimals).min(frac.len());
+            (&frac[..kept], decimals.saturating_sub(kept))
+        }
+    };
+    int.bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat(b'0').take(pad))
         .skip_while(|&b| b == b'0')
 }
 
@@ -192,6 +215,8 @@ pub struct KrakenBook {
     asks: Side,
     timestamp_ms: Option<i64>,
     synced: bool,
+    /// v2: the pair's price and quantity decimals, with which the checksum writes each number.
+    precision: Option<(u32, u32)>,
 }
 
 impl KrakenBook {
@@ -205,7 +230,15 @@ impl KrakenBook {
             asks: Side::new(),
             timestamp_ms: None,
             synced: false,
+            precision: None,
         }
+    }
+
+    /// The book checksummed as WebSocket v2 does: each price written with `price_decimals`,
+    /// each quantity with `qty_decimals` (the pair's `pair_decimals` and `lot_decimals`).
+    pub fn with_precision(mut self, price_decimals: u32, qty_decimals: u32) -> Self {
+        self.precision = Some((price_decimals, qty_decimals));
+        self
     }
 
     /// The ccxt symbol.
@@ -280,9 +313,13 @@ impl KrakenBook {
         let mut crc = Crc32::new();
         let asks = self.asks.values().take(CHECKSUM_LEVELS);
         let bids = self.bids.values().rev().take(CHECKSUM_LEVELS);
+        let (price_decimals, qty_decimals) = match self.precision {
+            Some((price, qty)) => (Some(price), Some(qty)),
+            None => (None, None),
+        };
         for level in asks.chain(bids) {
-            crc.update(checksum_digits(&level.price));
-            crc.update(checksum_digits(&level.qty));
+            crc.update(checksum_digits(&level.price, price_decimals));
+            crc.update(checksum_digits(&level.qty, qty_decimals));
         }
         crc.finish()
     }
@@ -361,15 +398,33 @@ mod tests {
         // checksum's digits of that text, and its error for what is no plain decimal.
         let n = parse_number("0.10000000").unwrap();
         assert_eq!(n.as_str(), "0.10000000");
-        assert_eq!(checksum_digits(&n).collect::<Vec<_>>(), b"10000000");
+        assert_eq!(checksum_digits(&n, None).collect::<Vec<_>>(), b"10000000");
         assert_eq!(
-            checksum_digits(&parse_number("0.000022900").unwrap()).collect::<Vec<_>>(),
+            checksum_digits(&parse_number("0.000022900").unwrap(), None).collect::<Vec<_>>(),
             b"22900"
         );
         assert!(parse_number("0.00000000").unwrap().is_zero());
         for bad in ["", "-1", "1e-8", "1 ", &"1".repeat(MAX_LEN + 1)] {
             assert_eq!(parse_number(bad), Err(BadNumber::new(bad)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn v2_numbers_are_written_with_the_pairs_decimals() {
+        let digits = |text: &str, decimals: u32| -> String {
+            let number = parse_number(text).unwrap();
+            String::from_utf8(checksum_digits(&number, Some(decimals)).collect()).unwrap()
+        };
+        // Padded to the decimals, as Kraken's `0.10000000`.
+        assert_eq!(digits("0.1", 8), "10000000");
+        assert_eq!(digits("45283.5", 1), "452835");
+        assert_eq!(digits("45281", 1), "452810");
+        assert_eq!(digits("1", 8), "100000000");
+        // Already at them: unchanged; extra zeros cut; significant digits never dropped.
+        assert_eq!(digits("0.00100000", 8), "100000");
+        assert_eq!(digits("56218.30000", 1), "562183");
+        assert_eq!(digits("0.000022900", 8), "2290");
+        assert_eq!(digits("0.123", 2), "123");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Kraken's market list (`GET /0/public/AssetPairs`) as ccxt [`Market`]s, and the lookup from
-//! the pair names Kraken's WebSocket uses (`XBT/USD`) to ccxt symbols (`BTC/USD`).
+//! the pair names Kraken's WebSocket uses (v1 `XBT/USD`, v2 `BTC/USD`) to ccxt symbols
+//! (`BTC/USD`).
 //!
 //! The fields follow ccxt's `kraken.fetchMarkets` (checked against ccxt 4.5.90 on `KRAKEN.0`:
 //! all 293 markets agree on symbol, base, quote, fees, precision and limits, but for `REPV2`):
@@ -56,8 +57,14 @@ pub struct KrakenPair {
     pub market: Market,
     /// The WebSocket name (`XBT/USD`), used to subscribe and found in every message.
     pub ws_name: String,
-    /// Decimals of a price (`pair_decimals`): ccxt rounds a ticker's `average` to them.
+    /// Decimals of a price (`pair_decimals`): ccxt rounds a ticker's `average` to them. The
+    /// WebSocket v2 book checksum writes prices with them (v2's `price_precision`).
     pub price_decimals: u32,
+    /// Decimals of an amount (`lot_decimals`): the v2 book checksum writes quantities with them
+    /// (v2's `qty_precision`).
+    pub amount_decimals: u32,
+    /// The name WebSocket v2 uses (`BTC/USD`): the wsname with Kraken's v2 renames.
+    pub v2_name: String,
 }
 
 /// A pair that is not in the list, and why.
@@ -75,6 +82,7 @@ pub struct KrakenMarkets {
     pairs: Vec<KrakenPair>,
     by_ws_name: HashMap<String, usize>,
     by_symbol: HashMap<String, usize>,
+    by_v2_name: HashMap<String, usize>,
     skipped: Vec<SkippedPair>,
 }
 
@@ -130,6 +138,21 @@ fn number(text: Option<&str>) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
+/// A pair's WebSocket v2 name from its wsname's currencies: v2 writes `BTC` for `XBT` and
+/// `DOGE` for `XDG` (<https://docs.kraken.com/api/docs/guides/spot-ws-intro>: "Pair symbols have
+/// been aligned into the more readable BTC/USD format"); other codes are the wsname's.
+fn v2_name(base: &str, quote: &str) -> String {
+    let code = |c: &str| {
+        match c {
+            "XBT" => "BTC",
+            "XDG" => "DOGE",
+            other => other,
+        }
+        .to_owned()
+    };
+    format!("{}/{}", code(base), code(quote))
+}
+
 /// The ccxt market of one pair, or why it is skipped.
 fn market(id: &str, raw: &RawValue) -> Result<KrakenPair, &'static str> {
     let pair: AssetPair<'_> =
@@ -157,10 +180,13 @@ fn market(id: &str, raw: &RawValue) -> Result<KrakenPair, &'static str> {
         max: Some(pair.leverage_buy.last().copied().unwrap_or(1.0)),
     };
     market.info = Info::from(raw);
+    let v2_name = v2_name(base, quote);
     Ok(KrakenPair {
         market,
         ws_name,
         price_decimals: pair.pair_decimals,
+        amount_decimals: pair.lot_decimals,
+        v2_name,
     })
 }
 
@@ -186,6 +212,7 @@ impl KrakenMarkets {
         // Two pairs with one symbol or wsname would make the lookups ambiguous: keep the first.
         if self.by_symbol.contains_key(&pair.market.symbol)
             || self.by_ws_name.contains_key(&pair.ws_name)
+            || self.by_v2_name.contains_key(&pair.v2_name)
         {
             self.skipped.push(SkippedPair {
                 id,
@@ -196,6 +223,7 @@ impl KrakenMarkets {
         let index = self.pairs.len();
         self.by_ws_name.insert(pair.ws_name.clone(), index);
         self.by_symbol.insert(pair.market.symbol.clone(), index);
+        self.by_v2_name.insert(pair.v2_name.clone(), index);
         self.pairs.push(pair);
     }
 
@@ -215,6 +243,14 @@ impl KrakenMarkets {
             .get(ws_name)
             .map(|&i| &self.pairs[i])
             .ok_or_else(|| UnknownPair::new(ws_name))
+    }
+
+    /// The pair a WebSocket v2 message names (`BTC/USD`).
+    pub fn by_v2_name(&self, v2_name: &str) -> Result<&KrakenPair, UnknownPair> {
+        self.by_v2_name
+            .get(v2_name)
+            .map(|&i| &self.pairs[i])
+            .ok_or_else(|| UnknownPair::new(v2_name))
     }
 
     /// The pair of a ccxt symbol (`BTC/USD`), e.g. to subscribe with its wsname.

@@ -224,7 +224,7 @@ fn string(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
 
 /// A scalar's text: a string's content, or a number as written (Kraken writes most numbers as
 /// strings, some as numbers). `None` for `null`.
-fn scalar(raw: &RawValue) -> Result<Option<Cow<'_, str>>, MessageError> {
+pub(super) fn scalar(raw: &RawValue) -> Result<Option<Cow<'_, str>>, MessageError> {
     match raw.get().as_bytes().first() {
         Some(b'"') => Ok(Some(string(raw)?)),
         Some(b'n') if raw.get() == "null" => Ok(None),
