@@ -14,6 +14,7 @@ use rpc_crypto_actors::adapters::binance::BinanceSettings;
 use rpc_crypto_actors::adapters::coinbase::adapter::CoinbaseSettings;
 use rpc_crypto_actors::adapters::kraken::KrakenSettings;
 use rpc_crypto_actors::adapters::rates::RatesSettings;
+use rpc_crypto_actors::adapters::replay::ReplaySettings;
 use rpc_crypto_actors::adapters::sim::exchange::SimSettings;
 use rpc_crypto_actors::auth::TokenSettings;
 use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules, Namespace};
@@ -65,6 +66,8 @@ pub struct Config {
     pub rates: RatesSettings,
     /// Real exchanges (off by default: the embedded default works offline).
     pub exchanges: ExchangesSettings,
+    /// One exchange played from a recording (`rpc-crypto record`) instead of its network.
+    pub replay: ReplaySettings,
 }
 
 /// The `[exchanges.*]` tables: one per real exchange adapter.
@@ -74,6 +77,23 @@ pub struct ExchangesSettings {
     pub binance: BinanceSettings,
     pub coinbase: CoinbaseSettings,
     pub kraken: KrakenSettings,
+}
+
+impl ExchangesSettings {
+    /// Each exchange's own check, but those `skip` names.
+    fn check(&self, skip: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        for (name, check) in [
+            ("binance", self.binance.check()),
+            ("coinbase", self.coinbase.check()),
+            ("kraken", self.kraken.check()),
+        ] {
+            if !skip(name) {
+                check
+                    .map_err(|error| ConfigError::Invalid(format!("exchanges.{name}: {error}")))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `[api]` table: the server HTTP API (`POST /api/<method>`).
@@ -153,6 +173,7 @@ impl Default for Config {
             sim: SimSettings::default(),
             rates: RatesSettings::default(),
             exchanges: ExchangesSettings::default(),
+            replay: ReplaySettings::default(),
         }
     }
 }
@@ -233,14 +254,12 @@ impl Config {
         self.token.check().map_err(ConfigError::Invalid)?;
         self.secure.check().map_err(ConfigError::Invalid)?;
         self.sim.check().map_err(ConfigError::Invalid)?;
-        let e = &self.exchanges;
-        for (name, check) in [
-            ("binance", e.binance.check()),
-            ("coinbase", e.coinbase.check()),
-            ("kraken", e.kraken.check()),
-        ] {
-            check.map_err(|error| ConfigError::Invalid(format!("exchanges.{name}: {error}")))?;
-        }
+        // An exchange that may be replayed is checked with the replay's URLs in place, once the
+        // recording is read ([`Config::replayed_exchanges`]).
+        let r = &self.replay;
+        self.exchanges
+            .check(|name| r.enabled && (r.exchange.is_empty() || r.exchange == name))?;
+        self.replay.check().map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for ns in &self.namespaces {
             if ns.name.is_empty() || ns.name.contains([':', '$', '#']) || !names.insert(&ns.name) {
@@ -313,6 +332,36 @@ impl Config {
             return Ok(None);
         }
         KeyStore::load(&self.secure).map(Some)
+    }
+
+    /// The exchanges' settings with `exchange` (the one `[replay]` plays) enabled and pointed at
+    /// the replay's URLs, all checked.
+    pub fn replayed_exchanges(
+        &self,
+        exchange: &str,
+        ws_url: String,
+        rest_url: String,
+    ) -> Result<ExchangesSettings, ConfigError> {
+        let mut e = self.exchanges.clone();
+        match exchange {
+            "binance" => {
+                (e.binance.enabled, e.binance.ws_url, e.binance.rest_url) = (true, ws_url, rest_url)
+            }
+            "coinbase" => {
+                (e.coinbase.enabled, e.coinbase.ws_url, e.coinbase.rest_url) =
+                    (true, ws_url, rest_url)
+            }
+            "kraken" => {
+                (e.kraken.enabled, e.kraken.ws_url, e.kraken.rest_url) = (true, ws_url, rest_url)
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "replay: no exchange {other:?}"
+                )))
+            }
+        }
+        e.check(|_| false)?;
+        Ok(e)
     }
 
     /// The channel rules the sessions enforce.

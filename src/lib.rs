@@ -6,11 +6,13 @@
 //! - `actors/` (crate `rpc_crypto_actors`): Registry, Session and Router actors.
 //! - [`config`]: the TOML config and its `RPC_CRYPTO_` environment overrides.
 //! - [`server`]: the actix-web app, the WebSocket endpoint and graceful shutdown.
+//! - [`record`]: `rpc-crypto record`, one exchange adapter's traffic to a file.
 //! - `main.rs`: the command line.
 //!
 //! Dependencies point one way: this crate → actors → proto.
 
 pub mod api;
 pub mod config;
+pub mod record;
 pub mod server;
 pub mod tls;

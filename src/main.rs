@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
@@ -62,6 +62,28 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Record what a real exchange adapter receives, raw with receive times, to a file that
+    /// `[replay]` plays back; nothing is served meanwhile.
+    Record {
+        /// The exchange: its adapter runs with the config's options and URLs, enabled or not.
+        #[arg(long, value_parser = ["binance", "coinbase", "kraken"])]
+        exchange: String,
+        /// A channel to ask the adapter for, e.g. book:binance:BTC/USDT; repeat for more.
+        #[arg(long = "channel", required = true)]
+        channels: Vec<String>,
+        /// How long to record ("60s", "10m", "1h"); without it, until Ctrl-C (SIGINT) or SIGTERM.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// The file to write.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Overwrite the file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// A TOML config file; without one, the embedded default (plus `RPC_CRYPTO_` variables).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Write a new RSA key pair for the secure transport ([secure]): `PREFIX.key.pem`, the
     /// private key (PKCS#8, readable by its owner only), and `PREFIX.pub.pem`, the public key
     /// (SPKI).
@@ -98,7 +120,77 @@ fn main() -> anyhow::Result<()> {
         Command::Genconfig { output, force } => genconfig(output, force),
         Command::Checkconfig { config } => checkconfig(config),
         Command::Keygen { out, bits, force } => keygen(&out, bits, force),
+        Command::Record {
+            exchange,
+            channels,
+            duration,
+            out,
+            force,
+            config,
+        } => record(config, &exchange, &channels, duration, &out, force),
     }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = rpc_crypto_actors::settings::duration::parse(text)?;
+    if duration.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(duration)
+}
+
+fn record(
+    path: Option<PathBuf>,
+    exchange: &str,
+    channels: &[String],
+    duration: Option<Duration>,
+    out: &Path,
+    force: bool,
+) -> anyhow::Result<()> {
+    let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+    let plan = rpc_crypto::record::Plan {
+        exchange,
+        channels,
+        duration,
+        out,
+        force,
+    };
+    let recorded = rpc_crypto::record::run(&config, &plan)?;
+    let summary = recorded.summary;
+    println!(
+        "wrote {}: {} records, {} bytes, {} dropped",
+        out.display(),
+        summary.records,
+        summary.bytes,
+        summary.dropped
+    );
+    if summary.dropped > 0 {
+        eprintln!(
+            "warning: {} records were dropped (the writer fell behind): the recording has holes",
+            summary.dropped
+        );
+    }
+    let data: u64 = recorded
+        .publications
+        .iter()
+        .filter(|(channel, _)| channel.as_str() != rpc_crypto_actors::channel::NOTIFICATIONS)
+        .map(|(_, count)| count)
+        .sum();
+    println!("the {exchange} adapter published {data} messages meanwhile");
+    for (channel, count) in &recorded.publications {
+        println!("  {channel}: {count}");
+    }
+    if data == 0 {
+        eprintln!(
+            "warning: the adapter published nothing: check the channels, the exchange's URLs and \
+             the log above"
+        );
+    }
+    println!(
+        "replay it: RPC_CRYPTO_REPLAY__ENABLED=true RPC_CRYPTO_REPLAY__FILE={} rpc-crypto serve",
+        out.display()
+    );
+    Ok(())
 }
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -262,6 +354,14 @@ fn checkconfig(path: Option<PathBuf>) -> anyhow::Result<()> {
     TokenVerifier::from_settings(&config.token).context("invalid config")?;
     rpc_crypto::tls::server_config(&config.tls).context("invalid config")?;
     config.secure_keys().context("invalid config")?;
+    if config.replay.enabled {
+        let recording = rpc_crypto_actors::adapters::replay::Recording::load(&config.replay)
+            .context("invalid config")?;
+        let local = |scheme| format!("{scheme}://127.0.0.1:1");
+        config
+            .replayed_exchanges(recording.exchange(), local("ws"), local("http"))
+            .context("invalid config")?;
+    }
     println!("config ok");
     Ok(())
 }

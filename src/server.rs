@@ -18,6 +18,7 @@ use rpc_crypto_actors::adapters::coinbase::adapter::CoinbaseAdapter;
 use rpc_crypto_actors::adapters::contract::{ExchangeCall, Exchanges};
 use rpc_crypto_actors::adapters::kraken::KrakenAdapter;
 use rpc_crypto_actors::adapters::rates::{self, RatesAdapter, RatesSource};
+use rpc_crypto_actors::adapters::replay::{Recording, ReplayServer};
 use rpc_crypto_actors::adapters::sim::exchange::{self as sim, SimExchange};
 use rpc_crypto_actors::auth::TokenVerifier;
 use rpc_crypto_actors::channel::NOTIFICATIONS;
@@ -31,7 +32,7 @@ use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::{Disconnect, Format};
 
 use crate::api::{self, ApiState};
-use crate::config::Config;
+use crate::config::{Config, ExchangesSettings};
 use crate::tls::{CertificateUser, ClientAuth};
 
 /// How often the server's figures go to `$sys:stats`.
@@ -75,6 +76,8 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
     let secure_keys = config
         .secure_keys()
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    // A recording is read and checked, and its replay listening, before any actor starts too.
+    let exchanges = replayed(config)?;
     // Bound before any actor starts: an actor dropped on the way out of a failed start panics.
     let listener = listen(config.listen)?;
     let rules = Arc::new(config.channel_rules());
@@ -100,7 +103,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
             sim.recipient(),
         );
     }
-    let real = &config.exchanges;
+    let real = &exchanges;
     if real.binance.enabled {
         let adapter = BinanceAdapter::new(real.binance.clone(), router.clone().recipient()).start();
         register(
@@ -239,6 +242,32 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// The exchanges' settings, with the one `[replay]` plays (if on) enabled and pointed at the
+/// replay of its recording, which starts listening here.
+fn replayed(config: &Config) -> std::io::Result<ExchangesSettings> {
+    let settings = &config.replay;
+    if !settings.enabled {
+        return Ok(config.exchanges.clone());
+    }
+    let invalid = |error: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+    let recording = Recording::load(settings).map_err(|e| invalid(e.to_string()))?;
+    for warning in &recording.warnings {
+        log::warn!("replay: {warning}");
+    }
+    let (exchange, summary) = (recording.exchange().to_owned(), recording.summary());
+    let replay = ReplayServer::start(Arc::new(recording), settings.speed, settings.repeat)?;
+    let exchanges = config
+        .replayed_exchanges(&exchange, replay.ws_url(), replay.http_url())
+        .map_err(|e| invalid(e.to_string()))?;
+    log::info!(
+        "replay: {exchange} is played from {} ({summary}) at speed {}{}, not from its network",
+        settings.file,
+        settings.speed,
+        if settings.repeat { ", in a loop" } else { "" }
+    );
+    Ok(exchanges)
 }
 
 /// Makes an exchange adapter hear the demand for its channels and answer `exchange.*` calls.

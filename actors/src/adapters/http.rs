@@ -168,9 +168,12 @@ pub async fn send(
 /// [`HttpError::Status`]), all within `timeout`; a body over `max_body` bytes is
 /// [`HttpError::TooLarge`].
 pub async fn get(url: &str, timeout: Duration, max_body: usize) -> Result<Vec<u8>, HttpError> {
-    Ok(perform(&Request::get(url), timeout, max_body, true)
+    let body = perform(&Request::get(url), timeout, max_body, true)
         .await?
-        .body)
+        .body;
+    // `rpc-crypto record`: public GETs only (signed requests go through `send`).
+    super::record::http_get(url, &body);
+    Ok(body)
 }
 
 async fn perform(

@@ -9,6 +9,8 @@ pub mod decimal;
 pub mod http;
 pub mod kraken;
 pub mod rates;
+pub mod record;
+pub mod replay;
 pub mod sim;
 pub mod upstream;
 

@@ -8,6 +8,9 @@
 //! The connection runs as a tokio task owned by the adapter actor: the actor sets the wanted
 //! channels with [`Upstream::set_channels`] and hears back through a `Recipient<UpstreamEvent>`.
 //! With no channel wanted there is no connection at all.
+//!
+//! Under `rpc-crypto record`, each connection opened, message sent and text message received is
+//! also told to the [`record`] hooks (one atomic load each when nothing is recorded).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -20,6 +23,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
+
+use super::record;
 
 /// What is exchange-specific about a connection.
 pub trait Feed: Send + Sync + 'static {
@@ -236,7 +241,8 @@ async fn connection(
         Ok(Err(error)) => return Err(Ended::Lost(format!("connect: {error}"))),
         Err(_) => return Err(Ended::Lost("connect: timed out".into())),
     };
-    Ok(serve(feed, settings, events, commands, channels, &mut ws).await)
+    record::connected(&url);
+    Ok(serve(feed, settings, events, commands, channels, &url, &mut ws).await)
 }
 
 type Socket =
@@ -249,9 +255,11 @@ async fn serve(
     events: &Recipient<UpstreamEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     channels: &mut BTreeSet<String>,
+    url: &str,
     ws: &mut Socket,
 ) -> Ended {
     for message in feed.subscribe(channels) {
+        record::sent(url, &message);
         if let Err(error) = ws.send(Message::text(message)).await {
             return Ended::Lost(format!("subscribe: {error}"));
         }
@@ -270,6 +278,7 @@ async fn serve(
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     heard = tokio::time::Instant::now();
+                    record::received(&text);
                     events.do_send(UpstreamEvent::Message(text.to_string()));
                 }
                 Some(Ok(Message::Binary(_))) => {
@@ -293,6 +302,7 @@ async fn serve(
             }
             _ = pings.tick(), if ping.is_some() => {
                 if let Some((_, text)) = &ping {
+                    record::sent(url, text);
                     if let Err(error) = ws.send(Message::text(text.clone())).await {
                         return Ended::Lost(format!("ping: {error}"));
                     }
@@ -304,6 +314,7 @@ async fn serve(
                     return Ended::Stopped;
                 }
                 Some(Command::Send(text)) => {
+                    record::sent(url, &text);
                     if let Err(error) = ws.send(Message::text(text)).await {
                         return Ended::Lost(format!("send: {error}"));
                     }
@@ -324,6 +335,7 @@ async fn serve(
                     match feed.change(&added, &removed) {
                         Some(messages) => {
                             for message in messages {
+                                record::sent(url, &message);
                                 if let Err(error) = ws.send(Message::text(message)).await {
                                     return Ended::Lost(format!("subscribe: {error}"));
                                 }
