@@ -637,6 +637,18 @@ impl Registry {
     }
 }
 
+/// The session a [`Waiter`] is handed, once the Registry sends it: 1101 if it ended meanwhile,
+/// 1103 if its connection did not let go of it in time.
+async fn handed_over(
+    answer: oneshot::Receiver<Result<ParkedSession, ErrorReply>>,
+) -> Result<ParkedSession, ErrorReply> {
+    match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(ErrorReply::SESSION_NOT_FOUND),
+        Err(_) => Err(ErrorReply::SESSION_BUSY),
+    }
+}
+
 impl Waiter {
     /// A waiter nobody waits on: a slot placeholder for a session about to be removed.
     fn none() -> Waiter {
@@ -784,13 +796,7 @@ impl Handler<ResumeSession> for Registry {
         if !self.take_over(ctx, key, waiter) {
             return Box::pin(async { Err(ErrorReply::SESSION_BUSY) });
         }
-        Box::pin(async move {
-            match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(ErrorReply::SESSION_NOT_FOUND),
-                Err(_) => Err(ErrorReply::SESSION_BUSY),
-            }
-        })
+        Box::pin(handed_over(answer))
     }
 }
 
@@ -863,13 +869,7 @@ impl Handler<ClaimSecure> for Registry {
         if !self.take_over(ctx, key, waiter) {
             return Box::pin(async { Err(ErrorReply::SESSION_BUSY) });
         }
-        Box::pin(async move {
-            match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
-                Ok(Ok(result)) => result.map(Some),
-                Ok(Err(_)) => Err(ErrorReply::SESSION_NOT_FOUND),
-                Err(_) => Err(ErrorReply::SESSION_BUSY),
-            }
-        })
+        Box::pin(async move { handed_over(answer).await.map(Some) })
     }
 }
 

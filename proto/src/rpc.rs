@@ -84,12 +84,7 @@ pub fn member(data: &[u8], name: &str) -> Option<serde_json::Value> {
 
 /// One item of a streamed response, as a `message` push.
 pub fn stream_item(format: Format, request_id: u32, seq: u32, payload: &[u8]) -> Bytes {
-    let mut data = Vec::with_capacity(64 + payload.len());
-    data.extend_from_slice(
-        format!("{{\"request_id\":{request_id},\"seq\":{seq},\"flags\":0,\"payload\":").as_bytes(),
-    );
-    data.extend_from_slice(payload);
-    data.push(b'}');
+    let data = stream_item_data(request_id.into(), seq, payload);
     encode_push(
         format,
         Push {
@@ -99,6 +94,18 @@ pub fn stream_item(format: Format, request_id: u32, seq: u32, payload: &[u8]) ->
             ..Push::default()
         },
     )
+}
+
+/// The JSON of one item of a streamed response: `{"request_id", "seq", "flags": 0, "payload"}`.
+/// The secure transport's request ids are 64-bit, hence `i64`.
+pub fn stream_item_data(request_id: i64, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(64 + payload.len());
+    data.extend_from_slice(
+        format!("{{\"request_id\":{request_id},\"seq\":{seq},\"flags\":0,\"payload\":").as_bytes(),
+    );
+    data.extend_from_slice(payload);
+    data.push(b'}');
+    data
 }
 
 /// The result data of the rpc Reply that ends a streamed response.

@@ -34,6 +34,7 @@ use actix_web_actors::ws::WebsocketContext;
 use bytes::Bytes;
 use rpc_crypto_proto::codec::{decode_commands, Format};
 use rpc_crypto_proto::protocol::{Command, RpcRequest};
+use rpc_crypto_proto::rpc::stream_item_data;
 use rpc_crypto_proto::secure::{
     negotiate_version, open_client_frame, verify_challenge, AesKey, ClientHello, ClientLayout,
     ClientMessageType, FrameSealer, PublicKey, SecureError, ServerHello, ServerMessage,
@@ -45,7 +46,6 @@ use serde_json::value::RawValue;
 use super::{Session, State};
 use crate::handshake_limit::HandshakeLimiter;
 use crate::registry::{ClaimSecure, PeekSecure, SessionId};
-use crate::router::Reattach;
 use crate::secure_keys::KeyStore;
 
 /// How often a version-1 session gets its heartbeat: one zero byte, as the seed's server sent.
@@ -162,13 +162,7 @@ pub fn rpc_item(request_id: i64, json: &[u8]) -> Bytes {
 
 /// One item of a streamed answer to the RPC_REQUEST `request_id`.
 pub fn rpc_stream_item(request_id: i64, seq: u32, payload: &[u8]) -> Bytes {
-    let mut json = Vec::with_capacity(64 + payload.len());
-    json.extend_from_slice(
-        format!("{{\"request_id\":{request_id},\"seq\":{seq},\"flags\":0,\"payload\":").as_bytes(),
-    );
-    json.extend_from_slice(payload);
-    json.push(b'}');
-    rpc_item(request_id, &json)
+    rpc_item(request_id, &stream_item_data(request_id, seq, payload))
 }
 
 /// Splits an item made by [`rpc_item`].
@@ -413,14 +407,8 @@ fn opened_taken_over(
     if let Some(Ok(Some(replay))) = session.stream.with(|s| s.replay(last_seen_order)) {
         write_items(session, ctx, last_seen_order + 1, &replay);
     }
-    session.router.do_send(Reattach {
-        key: session.key(),
-        notify: Session::recipients(ctx),
-    });
-    // The context polls the session's queue from now on.
-    ctx.spawn(fut::ready(()));
     session.state = State::Fresh;
-    super::commands::connected(session, ctx);
+    super::commands::reattached(session, ctx);
 }
 
 /// An rpc call as an RPC_REQUEST carries it.

@@ -376,12 +376,17 @@ fn resumed(
     if let Some(Ok(Some(replay))) = session.stream.with(|s| s.replay(last_received)) {
         session.write_direct(ctx, replay);
     }
+    reattached(session, ctx);
+    session.run_deferred(ctx);
+}
+
+/// A session this connection took over (its replay already written) goes on here: the Router
+/// notifies this actor from now on, the context polls the session's queue, and it is connected.
+pub(in crate::session) fn reattached(session: &mut Session, ctx: &mut WebsocketContext<Session>) {
     session.router.do_send(Reattach {
         key: session.key(),
         notify: Session::recipients(ctx),
     });
-    // The context polls the session's queue from now on.
     ctx.spawn(fut::ready(()));
     connected(session, ctx);
-    session.run_deferred(ctx);
 }

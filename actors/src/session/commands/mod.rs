@@ -26,7 +26,7 @@ use rpc_crypto_proto::protocol::{
 };
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
-pub(super) use connect::connected;
+pub(super) use connect::{connected, reattached};
 pub(super) use send::report as report_send_error;
 
 use super::methods::MAX_CALLS_IN_FLIGHT;
