@@ -301,21 +301,45 @@ pub(super) async fn http_server(fail_first: usize) -> (String, Arc<Mutex<Vec<Str
 }
 
 /// What a replay server does.
-struct Script {
-    entries: Vec<Entry>,
-    clean: Clean,
-    /// Book pairs that must be subscribed before the replay starts.
-    expect: BTreeSet<String>,
-    /// Pairs whose subscriptions are refused.
-    refuse: BTreeSet<String>,
+pub(super) struct Script {
+    pub(super) entries: Vec<Entry>,
+    pub(super) clean: Clean,
+    /// Book pairs (wsnames) that must be subscribed before the replay starts.
+    pub(super) expect: BTreeSet<String>,
+    /// Pairs (v1 wsnames, v2 symbols) whose subscriptions are refused.
+    pub(super) refuse: BTreeSet<String>,
     /// Messages sent first, before the capture.
-    prelude: Vec<String>,
+    pub(super) prelude: Vec<String>,
     /// After sending this entry, wait (up to 5 s) for the client to subscribe [`FAULTY`]'s
     /// book again, as if the rest of the feed came later.
-    pause_after: Option<usize>,
+    pub(super) pause_after: Option<usize>,
     /// Send every pair's messages, subscribed or not.
-    send_all: bool,
+    pub(super) send_all: bool,
+    /// The market list, for a v2 server (its requests name v2 symbols).
+    pub(super) markets: Option<Arc<KrakenMarkets>>,
 }
+
+/// How a replay server speaks one version of Kraken's feed.
+pub(super) struct Dialect {
+    /// Sent as soon as a connection opens.
+    pub(super) greeting: Option<&'static str>,
+    pub(super) heartbeat: &'static str,
+    /// Answers one client request: the messages to send.
+    pub(super) answer: fn(&str, &Script, &Truth, &mut BTreeSet<String>, bool) -> Vec<String>,
+    /// Whether a request subscribes [`FAULTY`]'s book again.
+    pub(super) resubscribes_faulty: fn(&Script, &str) -> bool,
+}
+
+/// Kraken's v1 feed.
+const V1: Dialect = Dialect {
+    greeting: None,
+    heartbeat: r#"{"event":"heartbeat"}"#,
+    answer,
+    resubscribes_faulty: |_, text| {
+        let request: Value = serde_json::from_str(text).unwrap_or_default();
+        request["event"] == "subscribe" && request["pair"] == json!([FAULTY])
+    },
+};
 
 /// What a replay server saw and did.
 #[derive(Default)]
@@ -430,7 +454,10 @@ fn answer(
 
 /// A WebSocket server that replays `script` on every connection once the client subscribed
 /// to the expected books, then answers requests and sends heartbeats.
-async fn replay_server(script: Script) -> (String, Arc<ServerLog>) {
+pub(super) async fn replay_server(
+    script: Script,
+    dialect: &'static Dialect,
+) -> (String, Arc<ServerLog>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let log = Arc::new(ServerLog::default());
@@ -439,13 +466,18 @@ async fn replay_server(script: Script) -> (String, Arc<ServerLog>) {
     actix::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             server_log.connections.fetch_add(1, Ordering::SeqCst);
-            actix::spawn(serve(tcp, script.clone(), server_log.clone()));
+            actix::spawn(serve(tcp, script.clone(), dialect, server_log.clone()));
         }
     });
     (url, log)
 }
 
-async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerLog>) {
+async fn serve(
+    tcp: tokio::net::TcpStream,
+    script: Arc<Script>,
+    dialect: &'static Dialect,
+    log: Arc<ServerLog>,
+) {
     let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
         return;
     };
@@ -474,11 +506,14 @@ async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerL
             log.sent.fetch_add(1, Ordering::SeqCst);
         };
     }
+    if let Some(greeting) = dialect.greeting {
+        send!(greeting.to_owned());
+    }
     while !script.expect.is_subset(&subscribed) {
         let Some(text) = incoming.recv().await else {
             return;
         };
-        for reply in answer(&text, &script, &truth, &mut subscribed, false) {
+        for reply in (dialect.answer)(&text, &script, &truth, &mut subscribed, false) {
             send!(reply);
         }
     }
@@ -487,7 +522,7 @@ async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerL
     }
     for (index, entry) in script.entries.iter().enumerate() {
         while let Ok(text) = incoming.try_recv() {
-            for reply in answer(&text, &script, &truth, &mut subscribed, true) {
+            for reply in (dialect.answer)(&text, &script, &truth, &mut subscribed, true) {
                 send!(reply);
             }
         }
@@ -499,16 +534,12 @@ async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerL
         }
         send!(entry.text.clone());
         if script.pause_after == Some(index) {
-            let resubscribed = |text: &str| {
-                let request: Value = serde_json::from_str(text).unwrap_or_default();
-                request["event"] == "subscribe" && request["pair"] == json!([FAULTY])
-            };
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             while let Ok(Some(text)) = tokio::time::timeout_at(deadline, incoming.recv()).await {
-                for reply in answer(&text, &script, &truth, &mut subscribed, true) {
+                for reply in (dialect.answer)(&text, &script, &truth, &mut subscribed, true) {
                     send!(reply);
                 }
-                if resubscribed(&text) {
+                if (dialect.resubscribes_faulty)(&script, &text) {
                     break;
                 }
             }
@@ -519,12 +550,12 @@ async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerL
         tokio::select! {
             text = incoming.recv() => {
                 let Some(text) = text else { return };
-                for reply in answer(&text, &script, &truth, &mut subscribed, true) {
+                for reply in (dialect.answer)(&text, &script, &truth, &mut subscribed, true) {
                     send!(reply);
                 }
             }
             () = tokio::time::sleep(Duration::from_millis(200)) => {
-                send!(r#"{"event":"heartbeat"}"#.to_owned());
+                send!(dialect.heartbeat.to_owned());
             }
         }
     }
@@ -552,7 +583,7 @@ fn settings(ws_url: String, rest_url: String) -> KrakenSettings {
 
 async fn start(script: Script, channels: &[String]) -> Harness {
     let (rest_url, _) = http_server(0).await;
-    let (ws_url, server) = replay_server(script).await;
+    let (ws_url, server) = replay_server(script, &V1).await;
     let published = Arc::new(Mutex::new(Vec::new()));
     let router = FakeRouter(published.clone()).start();
     let adapter = KrakenAdapter::new(settings(ws_url, rest_url), router.recipient()).start();
@@ -809,6 +840,7 @@ async fn a_clean_replay_verifies_every_checksum_and_publishes_sound_books() {
         prelude: Vec::new(),
         pause_after: None,
         send_all: false,
+        markets: None,
     };
     let harness = start(script, &channels).await;
     let stats = harness.settle(&expected).await;
@@ -875,6 +907,7 @@ async fn fault_replay(fault: Fault) -> KrakenStats {
         prelude: Vec::new(),
         pause_after: (fault != Fault::DuplicateInPlace).then_some(last),
         send_all: false,
+        markets: None,
     };
     let harness = start(script, &channels).await;
     let stats = harness.settle(&expected).await;
@@ -1002,6 +1035,7 @@ async fn only_wanted_channels_are_published_and_calls_are_answered() {
         pause_after: None,
         // Everything, as if the subscriptions named every pair: the adapter picks.
         send_all: true,
+        markets: None,
     };
     let harness = start(script, &channels).await;
     let stats = harness.settle(&expected).await;

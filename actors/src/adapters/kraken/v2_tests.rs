@@ -32,13 +32,12 @@ use rpc_crypto_proto::ccxt::fields::{TICKER_FIELDS, TRADE_FIELDS};
 use rpc_crypto_proto::ccxt::{iso8601, ErrorKind};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::adapter::*;
 use super::adapter_tests::{
-    book_channels, check_book_publications, http_server, markets, Clean, Entry, FakeRouter,
-    Harness, ServerLog, Truth, CAPTURED_CHECKSUMS, FAULTY,
+    book_channels, check_book_publications, http_server, markets, replay_server, Clean, Dialect,
+    Entry, FakeRouter, Harness, Script, Truth, CAPTURED_CHECKSUMS, FAULTY,
 };
 use super::*;
 use crate::adapters::contract::ExchangeMethod;
@@ -295,23 +294,6 @@ fn derive(markets: &KrakenMarkets) -> Derived {
 // ---------------------------------------------------------------- a v2 server
 
 /// What a v2 replay server does.
-struct Script {
-    markets: Arc<KrakenMarkets>,
-    entries: Vec<Entry>,
-    clean: Clean,
-    /// Book pairs (wsnames) that must be subscribed before the replay starts.
-    expect: BTreeSet<String>,
-    /// v2 symbols whose subscriptions are refused.
-    refuse: BTreeSet<String>,
-    /// Messages sent first, before the capture.
-    prelude: Vec<String>,
-    /// After sending this entry, wait (up to 5 s) for the client to subscribe [`FAULTY`]'s
-    /// book again.
-    pause_after: Option<usize>,
-    /// Send every pair's messages, subscribed or not.
-    send_all: bool,
-}
-
 const TIME: &str = "2021-04-17T16:48:53.000000Z";
 
 /// Answers one client request; returns the messages to send.
@@ -368,7 +350,7 @@ fn answer(
         if channel != "book" {
             continue;
         }
-        let Ok(pair) = script.markets.by_v2_name(&symbol) else {
+        let Ok(pair) = v2_markets(script).by_v2_name(&symbol) else {
             continue;
         };
         if method == "subscribe" {
@@ -385,109 +367,26 @@ fn answer(
     out
 }
 
-/// A WebSocket server that replays `script` on every connection once the client subscribed
-/// to the expected books, then answers requests and sends heartbeats.
-async fn replay_server(script: Script) -> (String, Arc<ServerLog>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    let log = Arc::new(ServerLog::default());
-    let server_log = log.clone();
-    let script = Arc::new(script);
-    actix::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            server_log.connections.fetch_add(1, Ordering::SeqCst);
-            actix::spawn(serve(tcp, script.clone(), server_log.clone()));
-        }
-    });
-    (url, log)
-}
+/// Kraken's v2 feed, spoken by the replay server the v1 tests share.
+const V2: Dialect = Dialect {
+    greeting: Some(
+        r#"{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.0"}]}"#,
+    ),
+    heartbeat: r#"{"channel":"heartbeat"}"#,
+    answer,
+    resubscribes_faulty: |script, text| {
+        let faulty = &v2_markets(script).by_ws_name(FAULTY).unwrap().v2_name;
+        let request: Value = serde_json::from_str(text).unwrap_or_default();
+        request["method"] == "subscribe" && request["params"]["symbol"] == json!([faulty])
+    },
+};
 
-async fn serve(tcp: tokio::net::TcpStream, script: Arc<Script>, log: Arc<ServerLog>) {
-    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
-        return;
-    };
-    let (mut sink, mut stream) = ws.split();
-    let (requests, mut incoming) = mpsc::unbounded_channel::<String>();
-    let reader_log = log.clone();
-    actix::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            if let Message::Text(text) = message {
-                reader_log.received.lock().unwrap().push(text.to_string());
-                if requests.send(text.to_string()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let mut truth = Truth {
-        books: HashMap::new(),
-    };
-    let mut subscribed = BTreeSet::new();
-    macro_rules! send {
-        ($text:expr) => {
-            if sink.send(Message::text($text)).await.is_err() {
-                return;
-            }
-            log.sent.fetch_add(1, Ordering::SeqCst);
-        };
-    }
-    let status = r#"{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.0"}]}"#;
-    send!(status.to_owned());
-    while !script.expect.is_subset(&subscribed) {
-        let Some(text) = incoming.recv().await else {
-            return;
-        };
-        for reply in answer(&text, &script, &truth, &mut subscribed, false) {
-            send!(reply);
-        }
-    }
-    for text in &script.prelude {
-        send!(text.clone());
-    }
-    let faulty = script.markets.by_ws_name(FAULTY).unwrap().v2_name.clone();
-    for (index, entry) in script.entries.iter().enumerate() {
-        while let Ok(text) = incoming.try_recv() {
-            for reply in answer(&text, &script, &truth, &mut subscribed, true) {
-                send!(reply);
-            }
-        }
-        if let Some((pair, step)) = &entry.step {
-            truth.advance(&script.clean, pair, *step);
-            if !script.send_all && !subscribed.contains(pair) {
-                continue;
-            }
-        }
-        send!(entry.text.clone());
-        if script.pause_after == Some(index) {
-            let resubscribed = |text: &str| {
-                let request: Value = serde_json::from_str(text).unwrap_or_default();
-                request["method"] == "subscribe" && request["params"]["symbol"] == json!([faulty])
-            };
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while let Ok(Some(text)) = tokio::time::timeout_at(deadline, incoming.recv()).await {
-                for reply in answer(&text, &script, &truth, &mut subscribed, true) {
-                    send!(reply);
-                }
-                if resubscribed(&text) {
-                    break;
-                }
-            }
-        }
-    }
-    log.done.store(true, Ordering::SeqCst);
-    loop {
-        tokio::select! {
-            text = incoming.recv() => {
-                let Some(text) = text else { return };
-                for reply in answer(&text, &script, &truth, &mut subscribed, true) {
-                    send!(reply);
-                }
-            }
-            () = tokio::time::sleep(Duration::from_millis(200)) => {
-                send!(r#"{"channel":"heartbeat"}"#.to_owned());
-            }
-        }
-    }
+/// The market list a v2 script carries.
+fn v2_markets(script: &Script) -> &KrakenMarkets {
+    script
+        .markets
+        .as_deref()
+        .expect("a v2 script names its markets")
 }
 
 fn v2_settings(ws_url: String, rest_url: String) -> KrakenSettings {
@@ -503,7 +402,7 @@ fn v2_settings(ws_url: String, rest_url: String) -> KrakenSettings {
 
 async fn start(script: Script, channels: &[String]) -> Harness {
     let (rest_url, _) = http_server(0).await;
-    let (ws_url, server) = replay_server(script).await;
+    let (ws_url, server) = replay_server(script, &V2).await;
     let published = Arc::new(Mutex::new(Vec::new()));
     let router = FakeRouter(published.clone()).start();
     let adapter = KrakenAdapter::new(v2_settings(ws_url, rest_url), router.recipient()).start();
@@ -901,7 +800,7 @@ async fn a_clean_v2_replay_verifies_every_checksum_and_publishes_sound_books() {
     let expected = clean.finals();
     let channels = book_channels(&clean);
     let script = Script {
-        markets: markets.clone(),
+        markets: Some(markets.clone()),
         entries,
         expect: clean.snapshots.keys().cloned().collect(),
         clean,
@@ -1002,7 +901,7 @@ async fn a_corrupted_v2_checksum_resyncs_the_book_and_is_announced() {
     );
     let channels = book_channels(&clean);
     let script = Script {
-        markets: markets.clone(),
+        markets: Some(markets.clone()),
         entries,
         expect: clean.snapshots.keys().cloned().collect(),
         clean,
@@ -1082,7 +981,7 @@ async fn v2_channels_follow_demand_and_unknown_or_refused_ones_are_announced() {
         "book:kraken:ETH/USD",
     ]);
     let script = Script {
-        markets: markets.clone(),
+        markets: Some(markets.clone()),
         entries,
         expect: strings(&["XBT/CHF", "XMR/USD"]).into_iter().collect(),
         clean,
