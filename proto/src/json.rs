@@ -32,3 +32,149 @@ pub mod raw {
         Ok(Bytes::from(String::from(Box::<str>::from(raw))))
     }
 }
+
+use bytes::Bytes;
+
+/// How deeply publication data may nest arrays and objects. Deeper data is refused where it
+/// enters (error 107, API 400): some clients parse JSON recursively, and one deep document in
+/// history would disconnect each of them again at every recovery.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why bytes are not acceptable publication data.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("data required")]
+    Empty,
+    #[error("publication data must be UTF-8")]
+    NotUtf8,
+    #[error("publication data must be JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("publication data nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+/// One JSON value that is safe to put into a JSON text frame as it is: valid UTF-8, valid JSON,
+/// on one line (no raw newline), nested at most [`MAX_DEPTH`] deep.
+///
+/// The only ways to make one are [`JsonText::parse`] (bytes from outside, checked once where they
+/// enter) and [`JsonText::serialize`] (the server's own values, written by serde_json), so code
+/// that holds a `JsonText` never checks again, and never has to trust bytes it did not check.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonText(Bytes);
+
+impl JsonText {
+    /// Checks bytes from a client, the API or an upstream. Raw newlines (white space between
+    /// tokens: inside strings they cannot occur in valid JSON) become spaces, so the value fits
+    /// one JSON line.
+    pub fn parse(data: Bytes) -> Result<JsonText, DataError> {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return Err(DataError::Empty);
+        }
+        // UTF-8 first: serde_json skips over string contents it is not asked to keep without
+        // checking them.
+        let text = std::str::from_utf8(&data).map_err(|_| DataError::NotUtf8)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(DataError::NotJson)?;
+        if nesting_depth(&data) > MAX_DEPTH {
+            return Err(DataError::TooDeep);
+        }
+        if !data.contains(&b'\n') {
+            return Ok(JsonText(data));
+        }
+        let spaced: Vec<u8> = data
+            .iter()
+            .map(|&b| if b == b'\n' { b' ' } else { b })
+            .collect();
+        Ok(JsonText(Bytes::from(spaced)))
+    }
+
+    /// The server's own value, as serde_json writes it (compact: one line, UTF-8).
+    pub fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsonText, serde_json::Error> {
+        serde_json::to_vec(value).map(|bytes| JsonText(Bytes::from(bytes)))
+    }
+
+    /// The JSON text.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonText({} bytes)", self.0.len())
+    }
+}
+
+/// The deepest nesting of arrays and objects in valid JSON text (strings skipped).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &[u8]) -> Result<JsonText, DataError> {
+        JsonText::parse(Bytes::copy_from_slice(text))
+    }
+
+    #[test]
+    fn invalid_utf8_inside_a_string_is_refused() {
+        assert!(matches!(parse(b"\"\xff\xfe\""), Err(DataError::NotUtf8)));
+        assert!(matches!(parse(b"{\"a\":\"\xc3\"}"), Err(DataError::NotUtf8)));
+        assert_eq!(parse("\"é\"".as_bytes()).unwrap().bytes(), "\"é\"".as_bytes());
+    }
+
+    #[test]
+    fn depth_is_bounded_and_strings_do_not_count() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(deep(MAX_DEPTH).as_bytes()).is_ok());
+        assert!(matches!(parse(deep(MAX_DEPTH + 1).as_bytes()), Err(DataError::TooDeep)));
+        assert!(matches!(parse(deep(5000).as_bytes()), Err(DataError::TooDeep)));
+        let brackets_in_a_string = format!("[\"{}\\\"{}\"]", "[".repeat(100), "{".repeat(100));
+        assert!(parse(brackets_in_a_string.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn newlines_become_spaces_and_junk_is_refused() {
+        assert_eq!(parse(b"{\"a\":\n1}").unwrap().bytes(), &b"{\"a\": 1}"[..]);
+        assert!(matches!(parse(b""), Err(DataError::Empty)));
+        assert!(matches!(parse(b" \n"), Err(DataError::Empty)));
+        assert!(matches!(parse(b"{\"a\":"), Err(DataError::NotJson(_))));
+        assert!(matches!(parse(b"1 2"), Err(DataError::NotJson(_))));
+    }
+}
