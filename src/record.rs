@@ -50,7 +50,7 @@ impl Handler<Publish> for Counter {
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         if msg.channel == rpc_crypto_actors::channel::NOTIFICATIONS {
-            log::info!("{}", String::from_utf8_lossy(&msg.data));
+            log::info!("{}", String::from_utf8_lossy(msg.data.bytes()));
         }
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *counts.entry(msg.channel).or_default() += 1;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
-use bytes::Bytes;
 use rpc_crypto_actors::adapters::binance::BinanceAdapter;
 use rpc_crypto_actors::adapters::coinbase::adapter::CoinbaseAdapter;
 use rpc_crypto_actors::adapters::contract::{ExchangeCall, Exchanges};
@@ -29,6 +28,7 @@ use rpc_crypto_actors::secure_keys::spawn_reloader;
 use rpc_crypto_actors::session::{Peer, SecureEndpoint, Session, SessionConfig};
 use rpc_crypto_actors::stats::SysStats;
 use rpc_crypto_proto::handshake::RejectReason;
+use rpc_crypto_proto::json::JsonText;
 use rpc_crypto_proto::{Disconnect, Format};
 
 use crate::api::{self, ApiState};
@@ -83,6 +83,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
     let rules = Arc::new(config.channel_rules());
     let router = Router::new(rules.clone(), config.history.max_size)
         .with_linger(config.upstream_linger)
+        .with_max_channels(config.limits.max_channels)
         .start();
     let registry = Registry::new(
         config.limits.clone(),
@@ -305,11 +306,15 @@ fn tune_socket(connection: &dyn std::any::Any, write_timeout: std::time::Duratio
 /// Tells subscribers of `notifications`, closes every session with 3001 after its queue is
 /// flushed, and waits for them (at most `timeout`).
 async fn shutdown(registry: &Addr<Registry>, router: &Addr<Router>, timeout: std::time::Duration) {
-    let notice = Publish {
-        channel: NOTIFICATIONS.to_owned(),
-        data: Bytes::from_static(b"{\"type\":\"shutdown\",\"reconnect\":true}"),
-    };
-    let _ = router.send(notice).await;
+    if let Ok(data) =
+        JsonText::serialize(&serde_json::json!({"type": "shutdown", "reconnect": true}))
+    {
+        let notice = Publish {
+            channel: NOTIFICATIONS.to_owned(),
+            data,
+        };
+        let _ = router.send(notice).await;
+    }
     if tokio::time::timeout(timeout, registry.send(Shutdown))
         .await
         .is_err()

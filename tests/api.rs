@@ -14,8 +14,6 @@ use rpc_crypto_actors::auth::sign_hs256;
 use rpc_crypto_proto::codec::Format;
 use rpc_crypto_proto::protocol::Reply;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const KEY: &str = "api-key-for-tests-5f1c9e";
 const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
@@ -64,132 +62,6 @@ async fn assert_quiet(client: &mut Client) {
     assert!(item.is_none(), "unexpected: {item:?}");
 }
 
-/// An HTTP answer: status and JSON body (`Null` when empty).
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-/// A minimal HTTP/1.1 client for the API.
-struct Http {
-    /// host:port
-    addr: String,
-}
-
-impl Http {
-    fn new(server: &Server) -> Http {
-        let rest = server
-            .url
-            .strip_prefix("ws://")
-            .expect("a plain ws:// server");
-        let addr = rest.split('/').next().unwrap().to_owned();
-        Http { addr }
-    }
-
-    /// Sends one request and reads the whole answer (the connection is closed after it).
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Answer {
-        let mut stream = TcpStream::connect(&self.addr).await.expect("connects");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        // The server may answer (413) before reading everything; the answer is what matters.
-        let _ = stream.write_all(&request).await;
-        let mut raw = Vec::new();
-        let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await;
-        assert!(read.is_ok(), "the server answers in time");
-        parse_response(&raw)
-    }
-
-    /// `POST /api/<method>` with the right key.
-    async fn api(&self, method: &str, body: Value) -> Answer {
-        let body = body.to_string();
-        self.request(
-            "POST",
-            &format!("/api/{method}"),
-            &[("X-API-Key", KEY)],
-            body.as_bytes(),
-        )
-        .await
-    }
-
-    /// A successful call's `result`.
-    async fn result(&self, method: &str, body: Value) -> Value {
-        let answer = self.api(method, body).await;
-        assert_eq!(answer.status, 200, "{method}: {answer:?}");
-        assert!(
-            answer.body.get("error").is_none(),
-            "{method} failed: {answer:?}"
-        );
-        answer.body["result"].clone()
-    }
-
-    /// A call the method refuses (HTTP 200): its error code.
-    async fn error(&self, method: &str, body: Value) -> u64 {
-        let answer = self.api(method, body).await;
-        assert_eq!(answer.status, 200, "{method}: {answer:?}");
-        answer.body["error"]["code"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{method} did not fail: {answer:?}"))
-    }
-}
-
-fn parse_response(raw: &[u8]) -> Answer {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(raw)));
-    let head = std::str::from_utf8(&raw[..end]).expect("an ASCII head");
-    let mut body = raw[end + 4..].to_vec();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    if chunked {
-        body = dechunk(&body);
-    }
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| panic!("a JSON body, not {:?}", String::from_utf8_lossy(&body)))
-    };
-    Answer { status, body }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        let start = line_end + 2;
-        out.extend_from_slice(&data[start..start + size]);
-        data = &data[start + size + 2..];
-    }
-}
-
 fn unauthorized() -> Value {
     json!({"error": {"code": 101, "message": "unauthorized"}})
 }
@@ -197,7 +69,7 @@ fn unauthorized() -> Value {
 #[tokio::test]
 async fn requests_without_the_right_key_are_unauthorized() {
     let server = server(&[("RUST_LOG", "debug")]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let body = br#"{"channel":"chat:secret-body-marker","data":{"marker":"secret-body-marker"}}"#;
     for headers in [
         vec![],
@@ -238,7 +110,7 @@ async fn requests_without_the_right_key_are_unauthorized() {
 #[tokio::test]
 async fn the_api_is_off_without_a_key() {
     let server = Server::start(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     for headers in [vec![], vec![("X-API-Key", "")], vec![("X-API-Key", KEY)]] {
         let answer = http.request("POST", "/api/info", &headers, b"{}").await;
         assert_eq!(answer.status, 401, "{headers:?}");
@@ -251,7 +123,7 @@ async fn the_api_is_off_without_a_key() {
 #[tokio::test]
 async fn malformed_requests_are_refused_with_their_status() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let key = [("X-API-Key", KEY)];
     let bad = |answer: &Answer, contains: &str| {
         assert_eq!(answer.status, 400, "{answer:?}");
@@ -334,7 +206,7 @@ async fn malformed_requests_are_refused_with_their_status() {
 #[tokio::test]
 async fn publish_reaches_subscribers_of_both_formats() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let mut clients = Vec::new();
     for format in BOTH {
         let (mut client, _) = connect_anonymous(&server, format).await;
@@ -395,7 +267,7 @@ async fn publish_reaches_subscribers_of_both_formats() {
 #[tokio::test]
 async fn broadcast_publishes_on_each_channel_and_answers_for_each() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let (mut client, _) = connect_anonymous(&server, Format::Json).await;
     subscribed(&mut client, 2, "chat:a").await;
     subscribed(&mut client, 3, "chat:b").await;
@@ -436,7 +308,7 @@ async fn broadcast_publishes_on_each_channel_and_answers_for_each() {
 #[tokio::test]
 async fn subscribe_and_unsubscribe_a_users_sessions() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let (mut alice, alice_id) = connect_as(&server, "alice").await;
     let (mut bob, _) = connect_as(&server, "bob").await;
 
@@ -514,7 +386,7 @@ async fn subscribe_and_unsubscribe_a_users_sessions() {
 #[tokio::test]
 async fn disconnect_closes_sessions_with_the_code_asked() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let (mut first, _) = connect_as(&server, "alice").await;
     let (mut second, _) = connect_as(&server, "alice").await;
     let result = http.result("disconnect", json!({"user": "alice"})).await;
@@ -563,7 +435,7 @@ async fn disconnect_closes_sessions_with_the_code_asked() {
 #[tokio::test]
 async fn presence_and_presence_stats_count_subscribers() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let (mut alice, alice_id) = connect_as(&server, "alice").await;
     let (mut anonymous, anonymous_id) = connect_anonymous(&server, Format::Protobuf).await;
     subscribed(&mut alice, 2, "chat:p").await;
@@ -625,7 +497,7 @@ async fn presence_and_presence_stats_count_subscribers() {
 #[tokio::test]
 async fn history_and_history_remove() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     for n in 1..=3 {
         http.result("publish", json!({"channel": "chat:h", "data": {"n": n}}))
             .await;
@@ -729,7 +601,7 @@ async fn history_and_history_remove() {
 #[tokio::test]
 async fn channels_lists_channels_with_subscribers() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let result = http.result("channels", json!({})).await;
     assert_eq!(result, json!({"channels": {}}));
     let (mut one, _) = connect_anonymous(&server, Format::Json).await;
@@ -754,7 +626,7 @@ async fn channels_lists_channels_with_subscribers() {
 #[tokio::test]
 async fn info_counts_sessions_and_channels() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let info = http.result("info", json!({})).await;
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert!(info["uptime_seconds"].is_u64(), "{info}");
@@ -793,7 +665,7 @@ async fn info_counts_sessions_and_channels() {
 #[tokio::test]
 async fn session_create_gives_a_key_that_connects_until_the_lifetime_ends() {
     let server = server(&[]);
-    let http = Http::new(&server);
+    let http = Http::new(&server, KEY);
     let created = http
         .result("session_create", json!({"owner": "carol", "lifetime": 2}))
         .await;

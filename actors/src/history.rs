@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rand::RngCore;
+use rpc_crypto_proto::json::JsonText;
 
 /// What the Router accounts for a stream beyond its publications' data (the entry itself, the
 /// channel's name and table slot), so that the byte budget bounds memory and not only payloads.
@@ -24,7 +24,7 @@ pub const ENTRY_OVERHEAD: usize = 48;
 pub struct Entry {
     pub offset: u64,
     pub at: Instant,
-    pub data: Bytes,
+    pub data: JsonText,
 }
 
 impl Entry {
@@ -117,7 +117,7 @@ impl Stream {
 
     /// Appends a publication and returns its offset and the budget bytes that the size bound
     /// evicted (the new entry's own cost is the caller's to add).
-    pub fn append(&mut self, data: Bytes, now: Instant, bounds: Bounds) -> (u64, usize) {
+    pub fn append(&mut self, data: JsonText, now: Instant, bounds: Bounds) -> (u64, usize) {
         self.top += 1;
         self.touched = now;
         self.entries.push_back(Entry {
@@ -226,7 +226,8 @@ mod tests {
         let now = Instant::now();
         let mut stream = Stream::new(now);
         for i in 1..=n {
-            stream.append(Bytes::from(format!("{i}")), now, BOUNDS);
+            let data = JsonText::serialize(&i).unwrap();
+            stream.append(data, now, BOUNDS);
         }
         (stream, now)
     }

@@ -25,6 +25,7 @@
 pub mod adapters;
 pub mod auth;
 pub mod channel;
+pub mod encode;
 pub mod handshake_limit;
 pub mod history;
 pub mod outbox;

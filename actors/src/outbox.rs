@@ -69,12 +69,24 @@ pub struct OutboxStream {
 }
 
 /// The most recent items drained, by id, within a count and a byte bound.
+///
+/// After a resume it keeps more: a resumed connection is written the replay and everything queued
+/// while the session was parked at once, and may drop before the client reads any of it. So from
+/// the resume's `last_received` on, items the client has not acknowledged (by a pong, or by the
+/// `last_received` of its next resume) are kept past the journal's own bounds, up to those plus
+/// the queue's: a connection that drops again, however often, is still resumed whole as long as
+/// what the client has not read fits in them.
 #[derive(Debug)]
 pub struct Journal {
     items: VecDeque<(u64, Bytes)>,
     bytes: usize,
     max_items: usize,
     max_bytes: usize,
+    /// The bounds for items after `unacknowledged_after`.
+    hard_max_items: usize,
+    hard_max_bytes: usize,
+    /// Set by a resume: the client has acknowledged items up to this id and no further.
+    unacknowledged_after: Option<u64>,
 }
 
 /// Why a replay cannot give a client exactly what it missed.
@@ -87,24 +99,55 @@ pub enum ReplayError {
 }
 
 impl Journal {
-    fn new(max_items: usize, max_bytes: usize) -> Journal {
+    fn new(
+        max_items: usize,
+        max_bytes: usize,
+        hard_max_items: usize,
+        hard_max_bytes: usize,
+    ) -> Journal {
         Journal {
             items: VecDeque::new(),
             bytes: 0,
             max_items,
             max_bytes,
+            hard_max_items: hard_max_items.max(max_items),
+            hard_max_bytes: hard_max_bytes.max(max_bytes),
+            unacknowledged_after: None,
         }
     }
 
     fn record(&mut self, id: u64, item: &Bytes) {
         self.items.push_back((id, item.clone()));
         self.bytes += item.len();
-        while self.items.len() > self.max_items || self.bytes > self.max_bytes {
-            let Some((_, old)) = self.items.pop_front() else {
-                break;
+        self.trim();
+    }
+
+    /// Drops the oldest items while over the bounds: the journal's own for items the client
+    /// acknowledged, the hard ones for the others.
+    fn trim(&mut self) {
+        while let Some((oldest, item)) = self.items.front() {
+            let acknowledged = self
+                .unacknowledged_after
+                .map_or(true, |after| *oldest <= after);
+            let over = if acknowledged {
+                self.items.len() > self.max_items || self.bytes > self.max_bytes
+            } else {
+                self.items.len() > self.hard_max_items || self.bytes > self.hard_max_bytes
             };
-            self.bytes -= old.len();
+            if !over {
+                break;
+            }
+            self.bytes -= item.len();
+            self.items.pop_front();
         }
+    }
+
+    /// The client has received every item up to `id`.
+    fn acknowledge(&mut self, id: u64) {
+        if let Some(after) = self.unacknowledged_after.as_mut() {
+            *after = (*after).max(id);
+        }
+        self.trim();
     }
 
     /// Bytes held.
@@ -189,10 +232,39 @@ impl Outbox {
 }
 
 impl OutboxStream {
-    /// Keeps the last `max_items` items drained (at most `max_bytes`) for [`Self::replay`].
-    pub fn keep_journal(&mut self, max_items: usize, max_bytes: usize) {
+    /// Keeps the last `max_items` items drained (at most `max_bytes`) for [`Self::replay`]; after
+    /// a resume, up to `hard_max_items` and `hard_max_bytes` that the client has not acknowledged
+    /// ([`Journal`]).
+    pub fn keep_journal(
+        &mut self,
+        max_items: usize,
+        max_bytes: usize,
+        hard_max_items: usize,
+        hard_max_bytes: usize,
+    ) {
         if self.journal.is_none() {
-            self.journal = Some(Journal::new(max_items, max_bytes));
+            self.journal = Some(Journal::new(
+                max_items,
+                max_bytes,
+                hard_max_items,
+                hard_max_bytes,
+            ));
+        }
+    }
+
+    /// A resume from `last_received`: what comes after it stays in the journal until the client
+    /// acknowledges it ([`Self::acknowledge`]) or its next resume says how far it got.
+    pub fn resumed_from(&mut self, last_received: u64) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.unacknowledged_after = Some(last_received);
+            journal.trim();
+        }
+    }
+
+    /// The client has received every item up to `id` (it answered a ping written after it).
+    pub fn acknowledge(&mut self, id: u64) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.acknowledge(id);
         }
     }
 
@@ -373,9 +445,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_a_resume_the_journal_keeps_what_the_client_has_not_acknowledged() {
+        let (outbox, mut stream) = outbox(Format::Json, 16, 1024);
+        stream.keep_journal(2, 1024, 6, 1024);
+        let mut next = 0;
+        let mut write = |outbox: &Outbox, n: usize| {
+            for _ in 0..n {
+                next += 1;
+                outbox.push(Bytes::from(format!("{next}"))).unwrap();
+            }
+        };
+        write(&outbox, 3);
+        assert_eq!(stream.next().await.unwrap().items, 3);
+        // Before any resume: the journal's own bound, the last 2.
+        assert_eq!(stream.replay(0), Err(ReplayError::Gap));
+        assert!(stream.replay(1).is_ok());
+        // Resumed from 1: what comes after it is kept past 2 items, up to 6.
+        stream.resumed_from(1);
+        write(&outbox, 4);
+        assert_eq!(stream.next().await.unwrap().items, 4);
+        assert_eq!(&stream.replay(1).unwrap().unwrap()[..], b"2\n3\n4\n5\n6\n7");
+        // Past the hard bound the oldest unacknowledged item goes: a resume from 1 is a gap.
+        write(&outbox, 1);
+        stream.next().await.unwrap();
+        assert_eq!(stream.replay(1), Err(ReplayError::Gap));
+        assert!(stream.replay(2).is_ok());
+        // A pong acknowledging 7: the journal's own bound applies to everything up to it.
+        stream.acknowledge(7);
+        assert_eq!(stream.replay(5), Err(ReplayError::Gap));
+        assert_eq!(&stream.replay(6).unwrap().unwrap()[..], b"7\n8");
+    }
+
+    #[tokio::test]
     async fn the_journal_replays_exactly_what_follows_the_last_received_id() {
         let (outbox, mut stream) = outbox(Format::Json, 16, 1024);
-        stream.keep_journal(3, 1024);
+        stream.keep_journal(3, 1024, 3, 1024);
         for item in ["{\"a\":1}", "{\"a\":2}", "{\"a\":3}", "{\"a\":4}"] {
             outbox.push(Bytes::from(item)).unwrap();
         }

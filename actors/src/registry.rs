@@ -1112,6 +1112,7 @@ mod tests {
             max_sessions,
             max_sessions_per_address: per_address,
             max_sessions_per_user: 2,
+            ..SessionLimits::default()
         };
         Registry::new(limits, SessionSettings::default(), Sink.start().recipient()).start()
     }

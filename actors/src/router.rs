@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use rpc_crypto_proto::codec::{encode_publication, encode_push, encode_reply, Format};
+use rpc_crypto_proto::codec::{encode_publication, Format};
+use rpc_crypto_proto::json::JsonText;
 use rpc_crypto_proto::protocol::{
     ClientInfo, ConnectResult, HistoryResult, Join, Leave, PresenceResult, PresenceStatsResult,
     Publication, Push, Reply, Subscribe as PushSubscribe, SubscribeResult,
@@ -29,6 +30,7 @@ use rpc_crypto_proto::protocol::{
 use rpc_crypto_proto::ErrorReply;
 
 use crate::channel::{is_listable, ChannelOptions, ChannelRules, NOTIFICATIONS};
+use crate::encode;
 use crate::history::{Entry, Query, Stream, ENTRY_OVERHEAD};
 use crate::outbox::{Outbox, PushError};
 use crate::registry::{CloseSession, SessionKey};
@@ -139,12 +141,12 @@ pub struct Reattach {
     pub notify: SessionRecipients,
 }
 
-/// Publishes `data` (JSON text) on a channel.
+/// Publishes `data` on a channel.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Publish {
     pub channel: String,
-    pub data: Bytes,
+    pub data: JsonText,
 }
 
 /// A `history` query on a channel that keeps history.
@@ -209,6 +211,8 @@ struct Budget {
 pub struct Router {
     rules: Arc<ChannelRules>,
     channels: HashMap<Arc<str>, Channel>,
+    /// The most channels `channels` holds (`limits.max_channels`).
+    max_channels: usize,
     sessions: HashMap<SessionKey, SessionChannels>,
     budget: Budget,
     /// Exchange adapters by exchange name.
@@ -243,6 +247,9 @@ pub struct RegisterAdapter {
     pub demand: Recipient<Demand>,
 }
 
+/// The most channels held unless set otherwise (`limits.max_channels`).
+pub const DEFAULT_MAX_CHANNELS: usize = 100_000;
+
 /// How long an upstream stream outlives its last subscriber unless set otherwise: a client that
 /// reconnects or resubscribes within it finds the stream warm.
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(30);
@@ -261,6 +268,7 @@ impl Router {
         Router {
             rules,
             channels: HashMap::new(),
+            max_channels: DEFAULT_MAX_CHANNELS,
             sessions: HashMap::new(),
             budget: Budget {
                 max_bytes: history_max_bytes,
@@ -273,6 +281,12 @@ impl Router {
             delivered: 0,
             adapter_health: BTreeMap::new(),
         }
+    }
+
+    /// Sets how many channels it holds at most (`limits.max_channels`; at least 1).
+    pub fn with_max_channels(mut self, max_channels: usize) -> Self {
+        self.max_channels = max_channels.max(1);
+        self
     }
 
     /// Sets how long an upstream stream outlives its last subscriber.
@@ -310,18 +324,25 @@ impl Router {
             *idle = None;
             return;
         }
-        let Some(adapter) = exchange_of(channel).and_then(|e| self.adapters.get(e)) else {
+        let Some(exchange) = exchange_of(channel).filter(|e| self.adapters.contains_key(*e)) else {
             return;
         };
-        adapter.do_send(Demand::Start {
-            channel: channel.to_string(),
-        });
+        if self.demanded.len() >= self.max_channels {
+            // Channels started and left within the linger, under a flood of new names: stop
+            // the idle ones now rather than let the table grow.
+            self.release_idle(Instant::now(), Duration::ZERO);
+        }
+        if let Some(adapter) = self.adapters.get(exchange) {
+            adapter.do_send(Demand::Start {
+                channel: channel.to_string(),
+            });
+        }
         self.demanded.insert(channel.clone(), None);
     }
 
     /// Stops the channels that have had no subscriber for the linger.
-    fn release_idle(&mut self, now: Instant) {
-        let (channels, adapters, linger) = (&self.channels, &self.adapters, self.linger);
+    fn release_idle(&mut self, now: Instant, linger: Duration) {
+        let (channels, adapters) = (&self.channels, &self.adapters);
         self.demanded.retain(|name, idle| {
             if channels
                 .get(name)
@@ -343,10 +364,19 @@ impl Router {
         });
     }
 
-    /// The channel's entry, created with its namespace's options.
-    fn channel_entry(&mut self, name: &str) -> Option<(Arc<str>, &mut Channel)> {
+    /// The channel's entry, created with its namespace's options. Refused: a namespace the rules
+    /// do not know (102), or a full table of channels that all have subscribers (1104).
+    fn channel_entry(&mut self, name: &str) -> Result<(Arc<str>, &mut Channel), ErrorReply> {
         if !self.channels.contains_key(name) {
-            let options = self.rules.policy(name).ok()?.options.clone();
+            let options = self
+                .rules
+                .policy(name)
+                .map_err(|_| ErrorReply::UNKNOWN_CHANNEL)?
+                .options
+                .clone();
+            if !self.make_room() {
+                return Err(ErrorReply::TOO_MANY_CHANNELS);
+            }
             self.channels.insert(
                 Arc::from(name),
                 Channel {
@@ -356,9 +386,52 @@ impl Router {
                 },
             );
         }
-        let (key, _) = self.channels.get_key_value(name)?;
-        let key = key.clone();
-        Some((key, self.channels.get_mut(name).expect("just looked up")))
+        let key = self
+            .channels
+            .get_key_value(name)
+            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?
+            .0
+            .clone();
+        let channel = self
+            .channels
+            .get_mut(name)
+            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        Ok((key, channel))
+    }
+
+    /// Room for one more channel: when the table is full, forgets the channels without
+    /// subscribers that were used longest ago (a tenth of the table at once, so that the scan is
+    /// paid once per many new channels). Their history goes with them: a client that recovers
+    /// from a position in one is told it was not recovered. False when every channel has
+    /// subscribers.
+    fn make_room(&mut self) -> bool {
+        if self.channels.len() < self.max_channels {
+            return true;
+        }
+        let mut idle: Vec<(Option<Instant>, Arc<str>)> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.subscribers.is_empty())
+            .map(|(name, c)| (c.stream.as_ref().map(|s| s.touched), name.clone()))
+            .collect();
+        if idle.is_empty() {
+            return false;
+        }
+        let count = (self.max_channels / 10).clamp(1, idle.len());
+        // Channels without a stream (None) sort first: they hold nothing to lose.
+        idle.select_nth_unstable(count - 1);
+        for (_, name) in idle.into_iter().take(count) {
+            if let Some(mut stream) = self.channels.remove(&name).and_then(|c| c.stream) {
+                let (freed, kept) = stream.clear();
+                self.budget.used -= freed;
+                self.budget.kept -= kept;
+            }
+        }
+        log::warn!(
+            "{count} channels without subscribers forgotten: the server holds limits.max_channels ({}) channels",
+            self.max_channels
+        );
+        true
     }
 
     fn remove_subscriber(&mut self, channel: &str, key: SessionKey) {
@@ -424,7 +497,7 @@ impl Router {
                     info: Some(client.clone()),
                 });
             }
-            encode_push(format, push)
+            encode::push(format, push)
         };
         let (mut json, mut protobuf) = (None, None);
         let mut failed = Vec::new();
@@ -452,9 +525,7 @@ impl Router {
         request: &ChannelRequest,
         now: Instant,
     ) -> Result<SubscribeResult, ErrorReply> {
-        let (_, channel) = self
-            .channel_entry(&request.channel)
-            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        let (_, channel) = self.channel_entry(&request.channel)?;
         let mut result = SubscribeResult::default();
         if let Some(ttl) = request.expires_in {
             result.expires = true;
@@ -488,7 +559,7 @@ impl Router {
 
 fn publication(entry: &Entry) -> Publication {
     Publication {
-        data: entry.data.clone(),
+        data: entry.data.bytes().clone(),
         offset: entry.offset,
         ..Publication::default()
     }
@@ -502,7 +573,7 @@ impl Actor for Router {
         ctx.run_interval(SWEEP_INTERVAL, |router, _| {
             let now = Instant::now();
             router.sweep(now);
-            router.release_idle(now);
+            router.release_idle(now, router.linger);
         });
     }
 }
@@ -519,7 +590,12 @@ impl Router {
                 let before = stream.len();
                 freed += stream.expire(now, bounds.ttl);
                 kept += before - stream.len();
-                let idle = now.duration_since(stream.touched) >= channel.options.history_meta_ttl;
+                // A position is worth keeping for a while after the last subscriber left only if
+                // something was ever published at it: a stream that never had a publication
+                // (made by a subscribe or a history query) tells a recovering client nothing it
+                // would miss.
+                let idle = stream.top() == 0
+                    || now.duration_since(stream.touched) >= channel.options.history_meta_ttl;
                 if stream.is_empty() && idle && channel.subscribers.is_empty() {
                     channel.stream = None;
                 }
@@ -584,7 +660,7 @@ impl Handler<Subscribe> for Router {
                         error: Some(error.to_proto()),
                         ..Reply::default()
                     };
-                    if msg.outbox.push(encode_reply(msg.format, &reply)).is_ok() {
+                    if msg.outbox.push(encode::reply(msg.format, &reply)).is_ok() {
                         msg.notify.refused.do_send(SubscriptionRefused {
                             channel: request.channel.clone(),
                         });
@@ -632,7 +708,7 @@ impl Handler<Subscribe> for Router {
                 }
             }
         };
-        if let Err(error) = msg.outbox.push(encode_reply(msg.format, &reply)) {
+        if let Err(error) = msg.outbox.push(encode::reply(msg.format, &reply)) {
             // The session may have no subscription yet, so it is told directly.
             self.detach(msg.key);
             if error == PushError::Full {
@@ -650,7 +726,7 @@ impl Handler<Subscribe> for Router {
             });
         let mut joined = Vec::new();
         for request in &msg.channels {
-            let Some((name, _)) = self.channel_entry(&request.channel) else {
+            let Ok((name, _)) = self.channel_entry(&request.channel) else {
                 continue;
             };
             let session = self.sessions.get_mut(&msg.key).expect("inserted above");
@@ -776,7 +852,7 @@ impl Handler<Publish> for Router {
         let counted = !msg.channel.starts_with("$sys:");
         self.published += u64::from(counted);
         if msg.channel == NOTIFICATIONS {
-            self.note_adapter_health(&msg.data);
+            self.note_adapter_health(msg.data.bytes());
         }
         let keeps_history = match self.channels.get(msg.channel.as_str()) {
             Some(channel) => channel.options.history().is_some(),
@@ -787,11 +863,22 @@ impl Handler<Publish> for Router {
                 .is_ok_and(|p| p.options.history().is_some()),
         };
         let mut offset = 0;
-        if keeps_history {
-            let (name, channel) = self
-                .channel_entry(&msg.channel)
-                .expect("the channel has a namespace");
-            let bounds = channel.options.history().expect("checked above");
+        let entry = match keeps_history {
+            true => self.channel_entry(&msg.channel).map(Some),
+            false => Ok(None),
+        };
+        if let Err(error) = &entry {
+            // Only a channel nobody is subscribed to can be refused, so nobody misses it now;
+            // a later `history` of it finds nothing, as after an eviction.
+            log::debug!(
+                "publication on {} not kept in history: {error}",
+                msg.channel
+            );
+        }
+        if let Ok(Some((name, channel))) = entry {
+            let Some(bounds) = channel.options.history() else {
+                return;
+            };
             let stream = channel.stream.get_or_insert_with(|| Stream::new(now));
             let before = stream.len();
             let (top, freed) = stream.append(msg.data.clone(), now, bounds);
@@ -806,21 +893,16 @@ impl Handler<Publish> for Router {
         let Some(channel) = self.channels.get(msg.channel.as_str()) else {
             return;
         };
-        let publication = Publication {
-            data: msg.data,
-            offset,
-            ..Publication::default()
-        };
         let mut json = None;
         let mut protobuf = None;
         let mut failed = Vec::new();
         for subscriber in &channel.subscribers {
             let item = match subscriber.format {
                 Format::Json => json.get_or_insert_with(|| {
-                    encode_publication(Format::Json, &msg.channel, &publication)
+                    encode_publication(Format::Json, &msg.channel, &msg.data, offset)
                 }),
                 Format::Protobuf => protobuf.get_or_insert_with(|| {
-                    encode_publication(Format::Protobuf, &msg.channel, &publication)
+                    encode_publication(Format::Protobuf, &msg.channel, &msg.data, offset)
                 }),
             };
             if let Err(error) = subscriber.outbox.push(item.clone()) {
@@ -841,9 +923,7 @@ impl Handler<History> for Router {
 
     fn handle(&mut self, msg: History, _: &mut Context<Self>) -> Self::Result {
         let now = Instant::now();
-        let (_, channel) = self
-            .channel_entry(&msg.channel)
-            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        let (_, channel) = self.channel_entry(&msg.channel)?;
         if channel.options.history().is_none() {
             return Err(ErrorReply::NOT_AVAILABLE.with_message("the channel keeps no history"));
         }
@@ -873,9 +953,7 @@ impl Handler<RemoveHistory> for Router {
     type Result = Result<(), ErrorReply>;
 
     fn handle(&mut self, msg: RemoveHistory, _: &mut Context<Self>) -> Self::Result {
-        let (_, channel) = self
-            .channel_entry(&msg.channel)
-            .ok_or(ErrorReply::UNKNOWN_CHANNEL)?;
+        let (_, channel) = self.channel_entry(&msg.channel)?;
         if channel.options.history().is_none() {
             return Err(ErrorReply::NOT_AVAILABLE.with_message("the channel keeps no history"));
         }
@@ -1145,7 +1223,7 @@ mod tests {
             router
                 .send(Publish {
                     channel: channel.into(),
-                    data: Bytes::from_static(b"1234"),
+                    data: JsonText::serialize(&1234).unwrap(),
                 })
                 .await
                 .unwrap();

@@ -75,7 +75,8 @@ impl Default for ClientSettings {
     }
 }
 
-/// Session limits that the Registry enforces (seed 001: "no server sessions available").
+/// Limits on what clients can make the server hold: sessions (the Registry: seed 001's "no server
+/// sessions available") and channels (the Router).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionLimits {
@@ -85,6 +86,11 @@ pub struct SessionLimits {
     pub max_sessions_per_address: usize,
     /// Sessions of one user (token `sub`) at once; 0 means no limit. More: disconnect 3504.
     pub max_sessions_per_user: usize,
+    /// Channels the Router holds at most: channels with subscribers, and channels that keep
+    /// history or a stream position. When full, the channels without subscribers that were used
+    /// longest ago are forgotten first; a subscribe to a new channel when every one has
+    /// subscribers gets error 1104.
+    pub max_channels: usize,
 }
 
 impl Default for SessionLimits {
@@ -93,6 +99,7 @@ impl Default for SessionLimits {
             max_sessions: 100_000,
             max_sessions_per_address: 1_000,
             max_sessions_per_user: 100,
+            max_channels: 100_000,
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use bytes::Bytes;
+use rpc_crypto_proto::json::JsonText;
 
 use crate::registry::{GetRegistryInfo, Registry};
 use crate::router::{GetRouterInfo, Publish, Router};
@@ -90,10 +90,12 @@ impl Actor for SysStats {
                         .map(|(name, notice)| (name.clone(), notice.get("status").cloned().unwrap_or_default()))
                         .collect::<serde_json::Map<_, _>>(),
                 });
-                stats.router.do_send(Publish {
-                    channel: SYS_STATS.to_owned(),
-                    data: Bytes::from(figures.to_string()),
-                });
+                if let Ok(data) = JsonText::serialize(&figures) {
+                    stats.router.do_send(Publish {
+                        channel: SYS_STATS.to_owned(),
+                        data,
+                    });
+                }
             }));
         });
     }

@@ -233,7 +233,8 @@ fn rpc_connect(id: u32) -> Command {
 }
 
 fn rpc_frame(format: Format, commands: &[Command]) -> Message {
-    let frame = encode_commands(format, commands);
+    // The generator's own commands: their data is JSON text it wrote itself.
+    let frame = encode_commands(format, commands).expect("the generator's commands encode");
     match format {
         Format::Json => Message::text(String::from_utf8(frame.to_vec()).expect("JSON is UTF-8")),
         Format::Protobuf => Message::binary(frame),

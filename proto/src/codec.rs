@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
 
+use crate::json::JsonText;
 use crate::protocol::{Command, Publication, Push, Reply};
 
 /// The wire format of one connection, fixed when it opens.
@@ -101,37 +102,74 @@ impl Iterator for Commands<'_> {
     }
 }
 
+/// Why a message could not be encoded: in JSON, a `bytes` field (data, info) that is not JSON
+/// text cannot be embedded. Protobuf encoding never fails.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode as JSON: {0}")]
+pub struct EncodeError(#[from] serde_json::Error);
+
 /// Encodes commands into one client frame: what a client of this protocol sends.
-pub fn encode_commands(format: Format, commands: &[Command]) -> Bytes {
+pub fn encode_commands(format: Format, commands: &[Command]) -> Result<Bytes, EncodeError> {
     let mut frame = BytesMut::new();
     for command in commands {
         match format {
-            Format::Json => append_item(
-                format,
-                &mut frame,
-                &serde_json::to_vec(command)
-                    .expect("commands hold JSON text in their bytes fields"),
-            ),
-            Format::Protobuf => command
-                .encode_length_delimited(&mut frame)
-                .expect("BytesMut grows"),
+            Format::Json => append_item(format, &mut frame, &serde_json::to_vec(command)?),
+            Format::Protobuf => frame.extend_from_slice(&command.encode_length_delimited_to_vec()),
         }
     }
-    frame.freeze()
+    Ok(frame.freeze())
 }
 
 /// Encodes one Reply as an item.
-pub fn encode_reply(format: Format, reply: &Reply) -> Bytes {
-    match format {
-        Format::Json => Bytes::from(
-            serde_json::to_vec(reply).expect("replies hold JSON text in their bytes fields"),
-        ),
+pub fn encode_reply(format: Format, reply: &Reply) -> Result<Bytes, EncodeError> {
+    Ok(match format {
+        Format::Json => Bytes::from(serde_json::to_vec(reply)?),
         Format::Protobuf => Bytes::from(reply.encode_length_delimited_to_vec()),
+    })
+}
+
+/// Encodes a Reply, or, when it cannot be encoded, error 100 (internal) for its id in its place,
+/// with the reason for the caller to log: the client always gets an answer it can read.
+pub fn encode_reply_or_internal(format: Format, reply: &Reply) -> (Bytes, Option<EncodeError>) {
+    match encode_reply(format, reply) {
+        Ok(item) => (item, None),
+        Err(error) => (internal_error_item(format, reply.id), Some(error)),
+    }
+}
+
+/// Error 100 for the command `id` (0: a push context), written without serde so that it cannot
+/// fail.
+fn internal_error_item(format: Format, id: u32) -> Bytes {
+    let error = crate::codes::ErrorReply::INTERNAL;
+    match format {
+        Format::Json => {
+            let mut out = BytesMut::with_capacity(96);
+            if id != 0 {
+                let _ = write!(
+                    out,
+                    "{{\"id\":{id},\"error\":{{\"code\":{},\"message\":",
+                    error.code
+                );
+            } else {
+                let _ = write!(out, "{{\"error\":{{\"code\":{},\"message\":", error.code);
+            }
+            write_json_string(&mut out, &error.message);
+            out.put_slice(b",\"temporary\":true}}");
+            out.freeze()
+        }
+        Format::Protobuf => Bytes::from(
+            Reply {
+                id,
+                error: Some(error.to_proto()),
+                ..Reply::default()
+            }
+            .encode_length_delimited_to_vec(),
+        ),
     }
 }
 
 /// Encodes a push (a Reply with no id) as an item.
-pub fn encode_push(format: Format, push: Push) -> Bytes {
+pub fn encode_push(format: Format, push: Push) -> Result<Bytes, EncodeError> {
     encode_reply(
         format,
         &Reply {
@@ -149,36 +187,48 @@ pub fn ping_item(format: Format) -> Bytes {
     }
 }
 
-/// Encodes the push of a publication on `channel`: the hot path, run once per publication and
-/// format. `publication.data` must be JSON text (checked when it was published).
-pub fn encode_publication(format: Format, channel: &str, publication: &Publication) -> Bytes {
-    let plain = publication.info.is_none()
-        && publication.tags.is_empty()
-        && !publication.delta
-        && publication.time == 0
-        && publication.channel.is_empty()
-        && !publication.data.is_empty();
-    if format == Format::Json && plain {
-        // Written by hand so the data is copied once, not parsed again as serde's RawValue would.
-        let mut out = BytesMut::with_capacity(48 + channel.len() + publication.data.len());
-        out.put_slice(b"{\"push\":{\"channel\":");
-        serde_json::to_writer((&mut out).writer(), channel).expect("a string always encodes");
-        out.put_slice(b",\"pub\":{\"data\":");
-        out.put_slice(&publication.data);
-        if publication.offset != 0 {
-            write!(out, ",\"offset\":{}", publication.offset).expect("BytesMut grows");
+/// Encodes the push of a publication of `data` at `offset` (0: none) on `channel`: the hot path,
+/// run once per publication and format. It cannot fail: `data` is [`JsonText`].
+pub fn encode_publication(format: Format, channel: &str, data: &JsonText, offset: u64) -> Bytes {
+    match format {
+        Format::Json => {
+            // Written by hand so the data is copied once, not parsed again as serde's RawValue
+            // would.
+            let data = data.bytes();
+            let mut out = BytesMut::with_capacity(48 + channel.len() + data.len());
+            out.put_slice(b"{\"push\":{\"channel\":");
+            write_json_string(&mut out, channel);
+            out.put_slice(b",\"pub\":{\"data\":");
+            out.put_slice(data);
+            if offset != 0 {
+                // Writing into a BytesMut cannot fail.
+                let _ = write!(out, ",\"offset\":{offset}");
+            }
+            out.put_slice(b"}}}");
+            out.freeze()
         }
-        out.put_slice(b"}}}");
-        return out.freeze();
+        Format::Protobuf => {
+            let reply = Reply {
+                push: Some(Push {
+                    channel: channel.to_owned(),
+                    r#pub: Some(Publication {
+                        data: data.bytes().clone(),
+                        offset,
+                        ..Publication::default()
+                    }),
+                    ..Push::default()
+                }),
+                ..Reply::default()
+            };
+            Bytes::from(reply.encode_length_delimited_to_vec())
+        }
     }
-    encode_push(
-        format,
-        Push {
-            channel: channel.to_owned(),
-            r#pub: Some(publication.clone()),
-            ..Push::default()
-        },
-    )
+}
+
+/// A string as a JSON string literal.
+fn write_json_string(out: &mut BytesMut, text: &str) {
+    // serde_json writes a &str into any io::Write; a BytesMut's writer cannot fail.
+    let _ = serde_json::to_writer(out.writer(), text);
 }
 
 /// Appends one item to a frame being built: JSON lines are joined by `\n`, Protobuf messages
@@ -193,7 +243,7 @@ pub fn append_item(format: Format, frame: &mut BytesMut, item: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ClientInfo, ConnectRequest, PublishRequest};
+    use crate::protocol::{ConnectRequest, PublishRequest};
 
     fn json_commands(frame: &str) -> Vec<Command> {
         decode_commands(Format::Json, frame.as_bytes())
@@ -241,10 +291,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            &encode_reply(Format::Json, &reply)[..],
+            &encode_reply(Format::Json, &reply).unwrap()[..],
             b"{\"id\":7,\"publish\":{}}"
         );
-        assert_eq!(&encode_reply(Format::Json, &Reply::default())[..], b"{}");
+        assert_eq!(
+            &encode_reply(Format::Json, &Reply::default()).unwrap()[..],
+            b"{}"
+        );
     }
 
     #[test]
@@ -258,14 +311,14 @@ mod tests {
             Command::default(),
         ];
         for format in [Format::Json, Format::Protobuf] {
-            let frame = encode_commands(format, &commands);
+            let frame = encode_commands(format, &commands).unwrap();
             let decoded: Vec<Command> = decode_commands(format, &frame)
                 .collect::<Result<_, _>>()
                 .unwrap();
             assert_eq!(decoded, commands);
         }
         assert_eq!(
-            &encode_commands(Format::Json, &commands)[..],
+            &encode_commands(Format::Json, &commands).unwrap()[..],
             b"{\"id\":1,\"connect\":{}}\n{}"
         );
     }
@@ -303,36 +356,64 @@ mod tests {
 
     #[test]
     fn hand_written_publication_equals_serde() {
+        let data = JsonText::parse(Bytes::from_static(b"{\"price\":\"1.5\"}")).unwrap();
         let publication = Publication {
-            data: Bytes::from_static(b"{\"price\":\"1.5\"}"),
+            data: data.bytes().clone(),
             offset: 42,
             ..Default::default()
         };
         let channel = "ticker:sim:BTC/USDT \"q\"";
-        let fast = encode_publication(Format::Json, channel, &publication);
-        let slow = encode_push(
-            Format::Json,
-            Push {
-                channel: channel.into(),
-                r#pub: Some(publication.clone()),
-                ..Default::default()
-            },
-        );
-        assert_eq!(fast, slow);
+        for format in [Format::Json, Format::Protobuf] {
+            let fast = encode_publication(format, channel, &data, 42);
+            let slow = encode_push(
+                format,
+                Push {
+                    channel: channel.into(),
+                    r#pub: Some(publication.clone()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(fast, slow);
+        }
         assert_eq!(
-            &fast[..],
+            &encode_publication(Format::Json, channel, &data, 42)[..],
             &b"{\"push\":{\"channel\":\"ticker:sim:BTC/USDT \\\"q\\\"\",\"pub\":{\"data\":{\"price\":\"1.5\"},\"offset\":42}}}"[..]
         );
-        let with_info = Publication {
-            info: Some(ClientInfo {
-                user: "u".into(),
+    }
+
+    #[test]
+    fn a_reply_whose_data_is_not_json_is_an_error_not_a_panic() {
+        let reply = Reply {
+            push: Some(Push {
+                channel: "c".into(),
+                r#pub: Some(Publication {
+                    data: Bytes::from_static(b"\"\xff\xfe\""),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
-            ..publication
+            ..Default::default()
         };
-        let decoded: Reply =
-            serde_json::from_slice(&encode_publication(Format::Json, "c", &with_info)).unwrap();
-        assert_eq!(decoded.push.unwrap().r#pub.unwrap(), with_info);
+        assert!(encode_reply(Format::Json, &reply).is_err());
+        assert!(encode_reply(Format::Protobuf, &reply).is_ok());
+    }
+
+    #[test]
+    fn the_internal_error_stand_in_equals_serde() {
+        for id in [0, 7] {
+            let reply = Reply {
+                id,
+                error: Some(crate::codes::ErrorReply::INTERNAL.to_proto()),
+                ..Default::default()
+            };
+            for format in [Format::Json, Format::Protobuf] {
+                assert_eq!(
+                    internal_error_item(format, id),
+                    encode_reply(format, &reply).unwrap()
+                );
+            }
+        }
     }
 
     #[test]

@@ -65,6 +65,10 @@ impl ErrorReply {
     /// Another connection is taking the session over at this moment; try again.
     pub const SESSION_BUSY: Self = error(1103, "session busy", true);
 
+    /// RPC-Crypto: the server holds `limits.max_channels` channels, each with a subscriber, and
+    /// takes no new one until some are left; try again later.
+    pub const TOO_MANY_CHANNELS: Self = error(1104, "too many channels", true);
+
     /// The same code with a more specific message.
     pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.message = message.into();

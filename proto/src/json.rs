@@ -88,7 +88,9 @@ impl JsonText {
     }
 
     /// The server's own value, as serde_json writes it (compact: one line, UTF-8).
-    pub fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsonText, serde_json::Error> {
+    pub fn serialize<T: serde::Serialize + ?Sized>(
+        value: &T,
+    ) -> Result<JsonText, serde_json::Error> {
         serde_json::to_vec(value).map(|bytes| JsonText(Bytes::from(bytes)))
     }
 
@@ -107,6 +109,15 @@ impl JsonText {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// The JSON text as bytes, where a `&[u8]` is wanted.
+impl std::ops::Deref for JsonText {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -155,16 +166,28 @@ mod tests {
     #[test]
     fn invalid_utf8_inside_a_string_is_refused() {
         assert!(matches!(parse(b"\"\xff\xfe\""), Err(DataError::NotUtf8)));
-        assert!(matches!(parse(b"{\"a\":\"\xc3\"}"), Err(DataError::NotUtf8)));
-        assert_eq!(parse("\"é\"".as_bytes()).unwrap().bytes(), "\"é\"".as_bytes());
+        assert!(matches!(
+            parse(b"{\"a\":\"\xc3\"}"),
+            Err(DataError::NotUtf8)
+        ));
+        assert_eq!(
+            parse("\"é\"".as_bytes()).unwrap().bytes(),
+            "\"é\"".as_bytes()
+        );
     }
 
     #[test]
     fn depth_is_bounded_and_strings_do_not_count() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(parse(deep(MAX_DEPTH).as_bytes()).is_ok());
-        assert!(matches!(parse(deep(MAX_DEPTH + 1).as_bytes()), Err(DataError::TooDeep)));
-        assert!(matches!(parse(deep(5000).as_bytes()), Err(DataError::TooDeep)));
+        assert!(matches!(
+            parse(deep(MAX_DEPTH + 1).as_bytes()),
+            Err(DataError::TooDeep)
+        ));
+        assert!(matches!(
+            parse(deep(5000).as_bytes()),
+            Err(DataError::TooDeep)
+        ));
         let brackets_in_a_string = format!("[\"{}\\\"{}\"]", "[".repeat(100), "{".repeat(100));
         assert!(parse(brackets_in_a_string.as_bytes()).is_ok());
     }

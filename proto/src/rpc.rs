@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::codec::{encode_push, Format};
+use crate::codec::{encode_push, EncodeError, Format};
 use crate::codes::ErrorReply;
 use crate::protocol::{Message, Push};
 
@@ -83,7 +83,12 @@ pub fn member(data: &[u8], name: &str) -> Option<serde_json::Value> {
 }
 
 /// One item of a streamed response, as a `message` push.
-pub fn stream_item(format: Format, request_id: u32, seq: u32, payload: &[u8]) -> Bytes {
+pub fn stream_item(
+    format: Format,
+    request_id: u32,
+    seq: u32,
+    payload: &[u8],
+) -> Result<Bytes, EncodeError> {
     let data = stream_item_data(request_id.into(), seq, payload);
     encode_push(
         format,
@@ -158,7 +163,7 @@ mod tests {
 
     #[test]
     fn stream_items_are_message_pushes() {
-        let item = stream_item(Format::Json, 7, 2, b"[\"a\"]");
+        let item = stream_item(Format::Json, 7, 2, b"[\"a\"]").unwrap();
         assert_eq!(
             &item[..],
             &b"{\"push\":{\"message\":{\"data\":{\"request_id\":7,\"seq\":2,\"flags\":0,\"payload\":[\"a\"]}}}}"[..]

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::publish::{compact, publish};
+use super::publish::{checked_data, publish};
 use super::{ApiError, ApiMethod, ApiState, Empty, ErrorBody};
 use rpc_crypto_proto::ErrorReply;
 
@@ -38,7 +38,7 @@ impl ApiMethod for BroadcastRequest {
                 .with_message("channels required")
                 .into());
         }
-        let data = compact(&self.data);
+        let data = checked_data(&self.data)?;
         let mut responses = Vec::with_capacity(self.channels.len());
         for channel in self.channels {
             responses.push(match publish(state, channel, data.clone()).await {

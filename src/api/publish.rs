@@ -5,10 +5,13 @@
 //! client's publish is checked by its session first), so the API checks the name here and
 //! answers 102 (unknown namespace) or 107 (malformed name) rather than a false success.
 //! `data` is re-written on one line without white space, keeping its key order and numbers
-//! as sent: JSON subscribers receive it embedded in a JSON line.
+//! as sent: JSON subscribers receive it embedded in a JSON line. Data nested deeper than
+//! [`MAX_DEPTH`](rpc_crypto_proto::json::MAX_DEPTH) is refused with HTTP 400, code 107, as a
+//! client's publish is with 107.
 
 use bytes::Bytes;
 use rpc_crypto_actors::router::Publish;
+use rpc_crypto_proto::json::JsonText;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -32,7 +35,7 @@ impl ApiMethod for PublishRequest {
             let error = ErrorReply::BAD_REQUEST.with_message("data required");
             return Err(ApiError::Method(error));
         }
-        publish(state, self.channel, compact(&self.data)).await?;
+        publish(state, self.channel, checked_data(&self.data)?).await?;
         Ok(Empty {})
     }
 }
@@ -42,10 +45,16 @@ impl ApiMethod for PublishRequest {
 pub(super) async fn publish(
     state: &ApiState,
     channel: String,
-    data: Bytes,
+    data: JsonText,
 ) -> Result<(), ApiError> {
     channel_options(state, &channel)?;
     ask(&state.router, Publish { channel, data }).await
+}
+
+/// The request's `data` as publication data: compacted, then checked as a client's is (its depth
+/// above all: the body parser does not bound how deeply `data` nests).
+pub(super) fn checked_data(raw: &RawValue) -> Result<JsonText, ApiError> {
+    JsonText::parse(compact(raw)).map_err(|error| ApiError::BadRequest(error.to_string()))
 }
 
 /// `raw` without white space between tokens. Inside strings nothing changes (a raw newline cannot

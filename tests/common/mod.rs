@@ -16,6 +16,8 @@ use rpc_crypto_proto::protocol::{
     Command, ConnectRequest, PublishRequest, Reply, RpcRequest, SubscribeRequest,
     UnsubscribeRequest,
 };
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -217,7 +219,7 @@ impl Client {
     /// Sends commands in one frame.
     pub async fn send(&mut self, commands: &[Command]) {
         self.sent += commands.len() as u64;
-        let frame = encode_commands(self.format, commands);
+        let frame = encode_commands(self.format, commands).expect("test commands encode");
         let message = match self.format {
             Format::Json => {
                 Message::text(String::from_utf8(frame.to_vec()).expect("JSON is UTF-8"))
@@ -488,3 +490,135 @@ pub fn publication(item: &Reply) -> (String, serde_json::Value) {
 }
 
 pub const BOTH: [Format; 2] = [Format::Json, Format::Protobuf];
+
+/// An HTTP answer: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// A minimal HTTP/1.1 client for the API.
+pub struct Http {
+    /// host:port
+    addr: String,
+    /// The `X-API-Key` of [`Http::api`].
+    key: String,
+}
+
+impl Http {
+    /// A client of `server`'s HTTP side; `key` is the API key its API calls send.
+    pub fn new(server: &Server, key: &str) -> Http {
+        let rest = server
+            .url
+            .strip_prefix("ws://")
+            .expect("a plain ws:// server");
+        let addr = rest.split('/').next().unwrap().to_owned();
+        Http {
+            addr,
+            key: key.to_owned(),
+        }
+    }
+
+    /// Sends one request and reads the whole answer (the connection is closed after it).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut stream = TcpStream::connect(&self.addr).await.expect("connects");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        // The server may answer (413) before reading everything; the answer is what matters.
+        let _ = stream.write_all(&request).await;
+        let mut raw = Vec::new();
+        let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await;
+        assert!(read.is_ok(), "the server answers in time");
+        parse_response(&raw)
+    }
+
+    /// `POST /api/<method>` with the right key.
+    pub async fn api(&self, method: &str, body: Value) -> Answer {
+        let body = body.to_string();
+        self.request(
+            "POST",
+            &format!("/api/{method}"),
+            &[("X-API-Key", &self.key)],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// A successful call's `result`.
+    pub async fn result(&self, method: &str, body: Value) -> Value {
+        let answer = self.api(method, body).await;
+        assert_eq!(answer.status, 200, "{method}: {answer:?}");
+        assert!(
+            answer.body.get("error").is_none(),
+            "{method} failed: {answer:?}"
+        );
+        answer.body["result"].clone()
+    }
+
+    /// A call the method refuses (HTTP 200): its error code.
+    pub async fn error(&self, method: &str, body: Value) -> u64 {
+        let answer = self.api(method, body).await;
+        assert_eq!(answer.status, 200, "{method}: {answer:?}");
+        answer.body["error"]["code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{method} did not fail: {answer:?}"))
+    }
+}
+
+pub fn parse_response(raw: &[u8]) -> Answer {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..end]).expect("an ASCII head");
+    let mut body = raw[end + 4..].to_vec();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    if chunked {
+        body = dechunk(&body);
+    }
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("a JSON body, not {:?}", String::from_utf8_lossy(&body)))
+    };
+    Answer { status, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+}

@@ -35,6 +35,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use log::{debug, error, info, warn};
 use rpc_crypto_proto::ccxt::ErrorKind;
+use rpc_crypto_proto::json::JsonText;
 use rpc_crypto_proto::rates::{
     parse_channel, parse_ecb_daily, EcbRates, RatesError, SimulatedRates, EUR,
 };
@@ -193,10 +194,12 @@ impl RatesAdapter {
     }
 
     fn notify(&self, notification: Value) {
-        self.publish.do_send(Publish {
-            channel: NOTIFICATIONS.to_owned(),
-            data: Bytes::from(notification.to_string()),
-        });
+        if let Ok(data) = JsonText::serialize(&notification) {
+            self.publish.do_send(Publish {
+                channel: NOTIFICATIONS.to_owned(),
+                data,
+            });
+        }
     }
 
     fn start_simulation(&mut self, ctx: &mut Context<Self>) {
@@ -362,13 +365,13 @@ impl RatesAdapter {
 
 /// The message for `channel`, or `None` (logged once per demand, through `warned`) when the
 /// channel names no pair with a rate.
-fn message_for(rates: &EcbRates, channel: &str, warned: &mut bool) -> Option<Bytes> {
+fn message_for(rates: &EcbRates, channel: &str, warned: &mut bool) -> Option<JsonText> {
     let message = parse_channel(channel).and_then(|(base, quote)| rates.rate_message(base, quote));
     if message.is_none() && !*warned {
         *warned = true;
         warn!("fiat rates: channel {channel:?} is demanded but names no known ECB pair");
     }
-    message.map(|m| Bytes::from(m.to_string()))
+    message.and_then(|m| JsonText::serialize(&m).ok())
 }
 
 fn source_name(source: RatesSource) -> &'static str {

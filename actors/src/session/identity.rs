@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
 use bytes::Bytes;
-use rpc_crypto_proto::codec::encode_push;
 use rpc_crypto_proto::protocol::{Push, Unsubscribe as PushUnsubscribe};
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
 use super::{Session, SessionConfig};
 use crate::auth::TokenError;
+use crate::encode;
 use crate::registry::CREATED_SESSION_KEY_PREFIX;
 use crate::router::Unsubscribe;
 
@@ -207,7 +207,7 @@ impl Session {
         self.router.do_send(Unsubscribe {
             key: self.key(),
             channel: channel.to_owned(),
-            reply: encode_push(self.format, push),
+            reply: encode::push(self.format, push),
         });
     }
 }

@@ -32,7 +32,7 @@ use actix_web_actors::ws;
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use rand::Rng;
-use rpc_crypto_proto::codec::{decode_commands, encode_reply, ping_item};
+use rpc_crypto_proto::codec::{decode_commands, ping_item};
 use rpc_crypto_proto::protocol::{Command, Reply};
 use rpc_crypto_proto::{Disconnect, ErrorReply, Format};
 
@@ -40,6 +40,7 @@ use crate::adapters::contract::{Credentials, Exchanges};
 use crate::adapters::rates::FetchRate;
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
+use crate::encode;
 use crate::outbox::{
     outbox, OutboundFrame, Outbox, OutboxStream, PushError, ReplayError, SharedOutboxStream,
 };
@@ -102,7 +103,7 @@ impl ParkedSession {
     #[cfg(test)]
     pub(crate) fn for_test(registration: Registered, user: &str, format: Format) -> Self {
         let (outbox, mut stream) = outbox(format, 8, 1024);
-        stream.keep_journal(8, 1024);
+        stream.keep_journal(8, 1024, 16, 2048);
         ParkedSession {
             registration,
             secret: "secret".into(),
@@ -205,6 +206,8 @@ pub struct Session {
     deferred: Vec<Command>,
 
     awaiting_pong: bool,
+    /// The id of the last item written before the ping that awaits its pong.
+    pinged_after: u64,
     /// Calls waiting on another actor (bounded by `methods::MAX_CALLS_IN_FLIGHT`).
     calls_in_flight: usize,
     stale_timer: Option<SpawnHandle>,
@@ -260,6 +263,7 @@ impl Session {
             park_on_stop: false,
             deferred: Vec::new(),
             awaiting_pong: false,
+            pinged_after: 0,
             calls_in_flight: 0,
             stale_timer: None,
             fragments: None,
@@ -326,6 +330,21 @@ impl Session {
         }
     }
 
+    /// Keeps a journal of what is written, for a resume ([`crate::outbox::Journal`]): within
+    /// `session.journal_max_*`, and after a resume what the client has not acknowledged within
+    /// those plus `client.queue_max_*`.
+    fn keep_journal(&mut self) {
+        let (session, client) = (&self.config.session, &self.config.client);
+        let bounds = (
+            session.journal_max_messages,
+            session.journal_max_size,
+            session.journal_max_messages + client.queue_max_messages,
+            session.journal_max_size + client.queue_max_size,
+        );
+        self.stream
+            .with(|s| s.keep_journal(bounds.0, bounds.1, bounds.2, bounds.3));
+    }
+
     /// The id of the last message written to the client.
     fn sent(&self) -> u64 {
         self.stream.with(|s| s.sent()).unwrap_or(0)
@@ -333,8 +352,25 @@ impl Session {
 
     /// Writes a frame straight to the socket, outside the queue and its numbering: pings, the
     /// answer to a resuming connect, and the replay that follows it.
-    fn write_direct(&self, ctx: &mut ws::WebsocketContext<Self>, frame: Bytes) {
-        write_frame(self.format, ctx, frame);
+    fn write_direct(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Bytes) {
+        self.write_frame(ctx, frame);
+    }
+
+    /// Writes one frame to the socket. A JSON frame goes in a text frame, which must be UTF-8:
+    /// every item in it was built from checked data ([`rpc_crypto_proto::json::JsonText`],
+    /// serde_json's output), so the check here never fails unless something upstream is wrong,
+    /// and then the session ends with 3004 instead of sending what a client would drop with 1007.
+    fn write_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Bytes) {
+        match self.format {
+            Format::Json => match ByteString::try_from(frame) {
+                Ok(text) => ctx.write_raw(ws::Message::Text(text)),
+                Err(_) => {
+                    log::error!("a JSON frame is not UTF-8; closing the session with 3004");
+                    self.close(ctx, Disconnect::SERVER_ERROR, false);
+                }
+            },
+            Format::Protobuf => ctx.binary(frame),
+        }
     }
 
     /// Packs what the session owns for the Registry, leaving this actor with nothing to write.
@@ -392,10 +428,10 @@ impl Session {
         // The answer to an RPC_REQUEST of the secure transport goes back by its request id.
         if let Some(request_id) = self.secure.as_mut().and_then(|l| l.answered(reply.id)) {
             reply.id = 0;
-            let json = encode_reply(Format::Json, &reply);
+            let json = encode::reply(Format::Json, &reply);
             return self.push_item(secure::rpc_item(request_id, &json));
         }
-        let item = encode_reply(self.format, &reply);
+        let item = encode::reply(self.format, &reply);
         self.push_item(item)
     }
 
@@ -403,7 +439,13 @@ impl Session {
     fn push_stream_item(&mut self, id: u32, seq: u32, payload: &[u8]) -> Result<(), Disconnect> {
         let item = match self.secure.as_ref().and_then(|l| l.pending(id)) {
             Some(request_id) => secure::rpc_stream_item(request_id, seq, payload),
-            None => rpc_crypto_proto::rpc::stream_item(self.format, id, seq, payload),
+            None => match rpc_crypto_proto::rpc::stream_item(self.format, id, seq, payload) {
+                Ok(item) => item,
+                Err(error) => {
+                    log::error!("item {seq} of the answer to command {id} dropped: {error}");
+                    return Ok(());
+                }
+            },
         };
         self.push_item(item)
     }
@@ -524,6 +566,13 @@ impl Session {
         ctx.run_later(first, |act, ctx| act.ping(ctx));
     }
 
+    /// The pong to the last ping: the client read everything written before the ping.
+    fn ponged(&mut self) {
+        self.awaiting_pong = false;
+        let acknowledged = self.pinged_after;
+        self.stream.with(|s| s.acknowledge(acknowledged));
+    }
+
     fn ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if self.state != State::Connected {
             return;
@@ -537,6 +586,7 @@ impl Session {
             self.write_direct(ctx, ping_item(self.format));
         }
         self.awaiting_pong = true;
+        self.pinged_after = self.sent();
         ctx.run_later(self.config.client.pong_timeout, |act, ctx| {
             if act.awaiting_pong {
                 act.close(ctx, Disconnect::NO_PONG, false);
@@ -602,17 +652,6 @@ impl Session {
             Format::Protobuf => self.handle_frame(ctx, data),
             Format::Json => self.close(ctx, Disconnect::INAPPROPRIATE_PROTOCOL, true),
         }
-    }
-}
-
-fn write_frame(format: Format, ctx: &mut ws::WebsocketContext<Session>, frame: Bytes) {
-    match format {
-        // SAFETY: every item is JSON text: replies from serde_json, and publication data that
-        // was checked to be JSON when it was published.
-        Format::Json => ctx.write_raw(ws::Message::Text(unsafe {
-            ByteString::from_bytes_unchecked(frame)
-        })),
-        Format::Protobuf => ctx.binary(frame),
     }
 }
 
@@ -684,7 +723,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
             Ok(ws::Message::Binary(data)) => self.on_binary(ctx, &data),
             Ok(ws::Message::Continuation(item)) => self.continuation(ctx, item),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) if self.secure.is_some() => self.awaiting_pong = false,
+            Ok(ws::Message::Pong(_)) if self.secure.is_some() => self.ponged(),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 // SessionClose from the client: answer the close and end.
@@ -728,7 +767,7 @@ impl StreamHandler<OutboundFrame> for Session {
         if self.secure.is_some() {
             return secure::write_items(self, ctx, frame.first, &frame.bytes);
         }
-        write_frame(self.format, ctx, frame.bytes);
+        self.write_frame(ctx, frame.bytes);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {

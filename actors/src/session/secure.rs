@@ -383,12 +383,8 @@ fn opened_new(session: &mut Session, ctx: &mut WebsocketContext<Session>, last_s
     // Only a handshake with the client's key resumes it; the secret is never told.
     session.secret = Some(SessionId::random().to_string());
     session.park_on_stop = true;
-    let settings = &session.config.session;
-    let (max_messages, max_size) = (settings.journal_max_messages, settings.journal_max_size);
-    session.stream.with(|s| {
-        s.keep_journal(max_messages, max_size);
-        s.start_after(last_seen_order);
-    });
+    session.keep_journal();
+    session.stream.with(|s| s.start_after(last_seen_order));
     session.state = State::Fresh;
     super::commands::connected(session, ctx);
 }

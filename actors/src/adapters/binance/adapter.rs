@@ -51,8 +51,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use rpc_crypto_proto::ccxt::{ErrorKind, Info, OrderType, Side, TimeInForce};
+use rpc_crypto_proto::json::JsonText;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -494,12 +495,13 @@ impl BinanceAdapter {
     }
 
     fn send_json(&mut self, channel: String, value: &impl Serialize) {
-        let data = serde_json::to_vec(value).expect("ccxt structures serialize");
-        self.counters.published += 1;
-        self.publish.do_send(Publish {
-            channel,
-            data: Bytes::from(data),
-        });
+        match JsonText::serialize(value) {
+            Ok(data) => {
+                self.counters.published += 1;
+                self.publish.do_send(Publish { channel, data });
+            }
+            Err(error) => error!("binance: {channel} not published: {error}"),
+        }
     }
 
     fn notify(&mut self, mut notice: Map<String, Value>) {

@@ -39,8 +39,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use rpc_crypto_proto::ccxt::ErrorKind;
+use rpc_crypto_proto::json::JsonText;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -383,8 +384,20 @@ impl CoinbaseAdapter {
         self
     }
 
-    fn send_bytes(&self, channel: String, data: Bytes) {
-        self.publish.do_send(Publish { channel, data });
+    fn send_json(&self, channel: String, value: &impl Serialize) -> Option<JsonText> {
+        match JsonText::serialize(value) {
+            Ok(data) => {
+                self.publish.do_send(Publish {
+                    channel,
+                    data: data.clone(),
+                });
+                Some(data)
+            }
+            Err(error) => {
+                error!("coinbase: {channel} not published: {error}");
+                None
+            }
+        }
     }
 
     fn announce(&self, status: &str, extra: Value) {
@@ -395,10 +408,7 @@ impl CoinbaseAdapter {
         if let Value::Object(extra) = extra {
             notice.extend(extra);
         }
-        self.send_bytes(
-            NOTIFICATIONS.to_owned(),
-            Bytes::from(Value::Object(notice).to_string()),
-        );
+        self.send_json(NOTIFICATIONS.to_owned(), &Value::Object(notice));
     }
 
     /// Announces a new health (with `extra` members), if it is new.
@@ -656,11 +666,12 @@ impl CoinbaseAdapter {
                 }
                 match ticker.to_ccxt(&markets) {
                     Ok(value) => {
-                        let data = Bytes::from(serde_json::to_vec(&value).expect("serializes"));
                         self.counts.tickers += 1;
-                        self.tickers
-                            .insert(ticker.product_id.to_owned(), data.clone());
-                        self.send_bytes(format!("ticker:{NAME}:{}", value.symbol), data);
+                        let channel = format!("ticker:{NAME}:{}", value.symbol);
+                        if let Some(data) = self.send_json(channel, &value) {
+                            self.tickers
+                                .insert(ticker.product_id.to_owned(), data.into_bytes());
+                        }
                     }
                     Err(error) => self.count_error(&error, "ticker"),
                 }
@@ -672,9 +683,8 @@ impl CoinbaseAdapter {
                 }
                 match trade.to_ccxt(&markets) {
                     Ok(value) => {
-                        let data = Bytes::from(serde_json::to_vec(&value).expect("serializes"));
                         self.counts.trades += 1;
-                        self.send_bytes(format!("trades:{NAME}:{}", value.symbol), data);
+                        self.send_json(format!("trades:{NAME}:{}", value.symbol), &value);
                     }
                     Err(error) => self.count_error(&error, "match"),
                 }
@@ -731,8 +741,7 @@ impl CoinbaseAdapter {
             .get(product)
             .and_then(|b| b.order_book(self.settings.publish_depth))
         {
-            let data = Bytes::from(serde_json::to_vec(&book).expect("serializes"));
-            self.send_bytes(format!("book:{NAME}:{}", book.symbol), data);
+            self.send_json(format!("book:{NAME}:{}", book.symbol), &book);
         }
     }
 

@@ -91,7 +91,10 @@ impl Actor for FakeRouter {
 impl Handler<Publish> for FakeRouter {
     type Result = ();
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push((msg.channel, msg.data));
+        self.0
+            .lock()
+            .unwrap()
+            .push((msg.channel, msg.data.into_bytes()));
     }
 }
 

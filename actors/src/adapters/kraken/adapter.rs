@@ -42,8 +42,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use rpc_crypto_proto::ccxt::{ErrorKind, OrderBook, Ticker, Timestamp};
+use rpc_crypto_proto::json::JsonText;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -721,11 +722,10 @@ impl KrakenAdapter {
     // ------------------------------------------------------------ publishing
 
     fn send_json(&self, channel: String, value: &impl Serialize) {
-        let data = serde_json::to_vec(value).expect("ccxt structures serialize");
-        self.publish.do_send(Publish {
-            channel,
-            data: Bytes::from(data),
-        });
+        match JsonText::serialize(value) {
+            Ok(data) => self.publish.do_send(Publish { channel, data }),
+            Err(error) => error!("kraken: {channel} not published: {error}"),
+        }
     }
 
     fn announce(&self, mut notice: Value) {

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rpc_crypto_proto::ccxt::{self, ErrorKind};
+use rpc_crypto_proto::json::JsonText;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -277,11 +278,10 @@ impl SimExchange {
     }
 
     fn send_json(&self, channel: String, value: &impl Serialize) {
-        let data = serde_json::to_vec(value).expect("ccxt structures serialize");
-        self.publish.do_send(Publish {
-            channel,
-            data: Bytes::from(data),
-        });
+        match JsonText::serialize(value) {
+            Ok(data) => self.publish.do_send(Publish { channel, data }),
+            Err(error) => log::error!("sim: {channel} not published: {error}"),
+        }
     }
 
     /// One tick: the maker requotes and the noise trader may take, in every market; then the

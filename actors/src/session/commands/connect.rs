@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 use actix_web_actors::ws::WebsocketContext;
-use rpc_crypto_proto::codec::encode_reply;
 use rpc_crypto_proto::handshake::{
     accepted_data, negotiate, resumable_data, session_request, ResumeRequest,
 };
@@ -17,6 +16,7 @@ use rpc_crypto_proto::protocol::{ConnectRequest, ConnectResult, Reply, Subscribe
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
 use super::subscribe::channel_request;
+use crate::encode;
 use crate::registry::{BindUser, ClaimSession, Claimed, MakeResumable, ResumeSession, SessionId};
 use crate::router::{Answer, Reattach};
 use crate::session::identity::{self, unix_now, Credentials, Refusal};
@@ -252,16 +252,12 @@ fn naming(error: ErrorReply, channel: &str) -> ErrorReply {
 /// the queue keeps what it writes for a replay.
 fn make_resumable(session: &mut Session, secret: Option<String>) {
     let Some(secret) = secret else { return };
-    let settings = &session.config.session;
-    let (max_messages, max_size) = (settings.journal_max_messages, settings.journal_max_size);
     session.registry.do_send(MakeResumable {
         key: session.key(),
         secret: secret.clone(),
         user: session.user.clone(),
     });
-    session
-        .stream
-        .with(|s| s.keep_journal(max_messages, max_size));
+    session.keep_journal();
     session.secret = Some(secret);
     session.park_on_stop = true;
 }
@@ -371,11 +367,14 @@ fn resumed(
         connect: Some(connect_result(session, data)),
         ..Reply::default()
     };
-    session.write_direct(ctx, encode_reply(session.format, &reply));
+    session.write_direct(ctx, encode::reply(session.format, &reply));
     // The Registry checked that the replay is whole before handing the session over.
     if let Some(Ok(Some(replay))) = session.stream.with(|s| s.replay(last_received)) {
         session.write_direct(ctx, replay);
     }
+    // What follows last_received (the replay, what was queued while parked) is kept until the
+    // client shows it read it: this connection may drop before it does.
+    session.stream.with(|s| s.resumed_from(last_received));
     reattached(session, ctx);
     session.run_deferred(ctx);
 }

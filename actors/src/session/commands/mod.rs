@@ -140,7 +140,7 @@ pub(super) fn dispatch(
             if !session.awaiting_pong {
                 return Err(Disconnect::BAD_REQUEST.with_reason("pong without ping"));
             }
-            session.awaiting_pong = false;
+            session.ponged();
             Ok(())
         }
         ClientCommand::Unknown => session.reply_error(id, ErrorReply::METHOD_NOT_FOUND),

@@ -4,10 +4,10 @@
 //! since a send has no id to answer.
 
 use actix_web_actors::ws::WebsocketContext;
-use rpc_crypto_proto::codec::encode_push;
 use rpc_crypto_proto::protocol::{Message, Push, SendRequest};
 use rpc_crypto_proto::{rpc, Disconnect, ErrorReply};
 
+use crate::encode;
 use crate::session::methods::Method;
 use crate::session::Session;
 
@@ -41,6 +41,6 @@ pub(in crate::session) fn report(
         }),
         ..Push::default()
     };
-    let item = encode_push(session.format, push);
+    let item = encode::push(session.format, push);
     session.push_item(item)
 }

@@ -2,10 +2,10 @@
 //! publication of the channel follows it.
 
 use actix::prelude::*;
-use rpc_crypto_proto::codec::encode_reply;
 use rpc_crypto_proto::protocol::{Reply, UnsubscribeRequest, UnsubscribeResult};
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 
+use crate::encode;
 use crate::router::Unsubscribe;
 use crate::session::Session;
 
@@ -29,7 +29,7 @@ pub(super) fn handle(
     let unsubscribe = Unsubscribe {
         key: session.registered().key,
         channel: req.channel.clone(),
-        reply: encode_reply(session.format, &reply),
+        reply: encode::reply(session.format, &reply),
     };
     match session.router.try_send(unsubscribe) {
         Ok(()) => {
