@@ -24,6 +24,7 @@ use rpc_crypto_actors::settings::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::health::HealthSettings;
 use crate::tls::TlsSettings;
 
 /// The prefix of the environment variables that override options.
@@ -68,6 +69,8 @@ pub struct Config {
     pub exchanges: ExchangesSettings,
     /// One exchange played from a recording (`rpc-crypto record`) instead of its network.
     pub replay: ReplaySettings,
+    /// Liveness checks of the core actors, and what a failed one does.
+    pub health: HealthSettings,
 }
 
 /// The `[exchanges.*]` tables: one per real exchange adapter.
@@ -96,13 +99,25 @@ impl ExchangesSettings {
     }
 }
 
-/// The `[api]` table: the server HTTP API (`POST /api/<method>`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// The `[api]` table: the server HTTP API (`POST /api/<method>`). `Debug` hides the key.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
-    /// The key every request carries in `X-API-Key`; empty turns the API off (every request
-    /// gets 401).
+    /// The key every request carries in `X-API-Key` (at least [`MIN_API_KEY_LEN`] bytes); empty
+    /// turns the API off (every request gets 401).
     pub key: String,
+}
+
+/// The shortest API key accepted: the key is the whole of the API's authentication, so it is
+/// held to the token secret's length.
+pub const MIN_API_KEY_LEN: usize = rpc_crypto_actors::auth::MIN_HMAC_SECRET_LEN;
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("key", &rpc_crypto_actors::auth::redacted(&self.key))
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -155,6 +170,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             workers: 0,
             shutdown_timeout: Duration::from_secs(10),
+            health: HealthSettings::default(),
             upstream_linger: rpc_crypto_actors::router::DEFAULT_LINGER,
             client: ClientSettings::default(),
             limits: SessionLimits::default(),
@@ -252,6 +268,12 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("namespace `{}`: {e}", ns.name)))?;
         }
         self.token.check().map_err(ConfigError::Invalid)?;
+        if !self.api.key.is_empty() && self.api.key.len() < MIN_API_KEY_LEN {
+            return Err(ConfigError::Invalid(format!(
+                "api.key must be at least {MIN_API_KEY_LEN} bytes (it has {})",
+                self.api.key.len()
+            )));
+        }
         self.secure.check().map_err(ConfigError::Invalid)?;
         self.sim.check().map_err(ConfigError::Invalid)?;
         // An exchange that may be replayed is checked with the replay's URLs in place, once the
@@ -418,6 +440,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_short_api_key_is_refused_and_debug_shows_no_secret() {
+        let short = Config::load(None, env(&[("RPC_CRYPTO_API__KEY", "0123456789")]));
+        let error = short.unwrap_err().to_string();
+        assert!(
+            error.contains("api.key must be at least 32 bytes"),
+            "{error}"
+        );
+        let api_key = "api-key-that-is-long-enough-0123456789";
+        let hmac_secret = "hmac-secret-that-is-long-enough-0123456789";
+        let config = Config::load(
+            None,
+            env(&[
+                ("RPC_CRYPTO_API__KEY", api_key),
+                ("RPC_CRYPTO_TOKEN__HMAC_SECRET", hmac_secret),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains(api_key) && !debug.contains(hmac_secret),
+            "{debug}"
+        );
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `actors/` (crate `rpc_crypto_actors`): Registry, Session and Router actors.
 //! - [`config`]: the TOML config and its `RPC_CRYPTO_` environment overrides.
 //! - [`server`]: the actix-web app, the WebSocket endpoint and graceful shutdown.
+//! - [`health`]: `/health`, `/ready`, and the watchdog that ends the process when a core actor
+//!   fails.
 //! - [`record`]: `rpc-crypto record`, one exchange adapter's traffic to a file.
 //! - `main.rs`: the command line.
 //!
@@ -13,6 +15,7 @@
 
 pub mod api;
 pub mod config;
+pub mod health;
 pub mod record;
 pub mod server;
 pub mod tls;

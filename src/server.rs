@@ -3,7 +3,8 @@
 //! `GET /connection/websocket` upgrades to WebSocket and starts one Session actor; the wire
 //! format is chosen here (subprotocol `centrifuge-protobuf` or `?cf_protocol=`).
 //! `GET /connection/secure` (when `[secure]` is enabled) starts a Session on the secure
-//! transport instead. `GET /health` answers 200 while the server runs.
+//! transport instead. `GET /health` and `GET /ready` tell orchestrators whether the core actors
+//! answer and whether it takes traffic ([`crate::health`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use rpc_crypto_proto::{Disconnect, Format};
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, ExchangesSettings};
+use crate::health::Health;
 use crate::tls::{CertificateUser, ClientAuth};
 
 /// How often the server's figures go to `$sys:stats`.
@@ -63,6 +65,7 @@ pub struct RunningServer {
     registry: Addr<Registry>,
     router: Addr<Router>,
     shutdown_timeout: std::time::Duration,
+    health: Health,
 }
 
 /// Binds and starts the server inside the current actix system.
@@ -137,6 +140,13 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         );
     }
     let exchanges = Exchanges::new(adapters);
+    let health = Health::new(
+        registry.clone(),
+        router.clone(),
+        exchanges.clone(),
+        &config.health,
+    );
+    health.spawn_watchdog(&config.health);
     SysStats::new(registry.clone(), router.clone(), SYS_STATS_INTERVAL).start();
     let rates = (config.rates.source != RatesSource::Off).then(|| {
         let adapter = RatesAdapter::new(config.rates.clone(), router.clone().recipient()).start();
@@ -146,6 +156,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         });
         adapter.recipient()
     });
+    let health_endpoints = web::Data::new(health.clone());
     let api = web::Data::new(ApiState {
         key: config.api.key.clone(),
         registry: registry.clone(),
@@ -178,13 +189,12 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         App::new()
             .app_data(state.clone())
             .app_data(api.clone())
+            .app_data(health_endpoints.clone())
             .configure(api::routes)
             .route(WEBSOCKET_PATH, web::get().to(websocket))
             .route(SECURE_PATH, web::get().to(secure_websocket))
-            .route(
-                "/health",
-                web::get().to(|| async { HttpResponse::Ok().json("ok") }),
-            )
+            .route("/health", web::get().to(crate::health::health))
+            .route("/ready", web::get().to(crate::health::ready))
     })
     .on_connect(move |connection, extensions| {
         tune_socket(connection, write_timeout);
@@ -210,6 +220,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         registry,
         router,
         shutdown_timeout: config.shutdown_timeout,
+        health,
     })
 }
 
@@ -221,12 +232,14 @@ impl RunningServer {
             registry,
             router,
             shutdown_timeout,
+            health,
             ..
         } = self;
         let handle = server.handle();
         actix_rt::spawn(async move {
             wait_for_signal().await;
             log::info!("shutting down: closing every session with 3001");
+            health.shutting_down();
             shutdown(&registry, &router, shutdown_timeout).await;
             handle.stop(true).await;
         });

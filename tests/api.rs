@@ -15,7 +15,7 @@ use rpc_crypto_proto::codec::Format;
 use rpc_crypto_proto::protocol::Reply;
 use serde_json::{json, Value};
 
-const KEY: &str = "api-key-for-tests-5f1c9e";
+const KEY: &str = "api-key-for-tests-5f1c9e-0123456789";
 const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 /// `chat` keeps history and presence; `plain` keeps neither.
 const NAMESPACES: &str = "[{name = \"chat\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_subscriber = true, allow_publish_for_anonymous = true, history_size = 10, history_ttl = \"5m\", presence = true}, {name = \"plain\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true}]";
@@ -74,8 +74,8 @@ async fn requests_without_the_right_key_are_unauthorized() {
     for headers in [
         vec![],
         vec![("X-API-Key", "wrong")],
-        vec![("X-API-Key", "api-key-for-tests-5f1c9")],
-        vec![("X-API-Key", "api-key-for-tests-5f1c9ee")],
+        vec![("X-API-Key", "api-key-for-tests-5f1c9e-012345678")],
+        vec![("X-API-Key", "api-key-for-tests-5f1c9e-0123456789a")],
         vec![("Authorization", "apikey wrong")],
     ] {
         let answer = http.request("POST", "/api/publish", &headers, body).await;

@@ -21,6 +21,27 @@ use crate::settings::duration;
 /// The channel the server publishes its notifications on.
 pub const NOTIFICATIONS: &str = "notifications";
 
+/// The longest user name, in bytes: it has to fit in user-limited channel names
+/// (`client.channel_max_length`, 255 by default) beside a namespace, an exchange and other users.
+pub const MAX_USER_NAME_LEN: usize = 128;
+
+/// What is wrong with `name` as a user's name, if anything. A user name may not contain `#` or
+/// `,`, which separate the users of a user-limited channel (a user `carol#alice` would otherwise
+/// be given `orders:sim#carol#alice`, which alice may read), nor control characters, and is at
+/// most [`MAX_USER_NAME_LEN`] bytes. Every place a name enters is checked: a connection token's
+/// `sub`, a client certificate's name, a backend-created session's owner, a secure client id.
+pub fn user_name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > MAX_USER_NAME_LEN {
+        Some("is longer than 128 bytes")
+    } else if name.contains(['#', ',']) {
+        Some("contains `#` or `,`")
+    } else if name.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else {
+        None
+    }
+}
+
 /// What clients may do on the channels of one namespace, and what the channels keep. The names
 /// are Centrifugo's.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -26,6 +26,8 @@ pub mod adapters;
 pub mod auth;
 pub mod channel;
 pub mod encode;
+#[cfg(debug_assertions)]
+pub mod fault;
 pub mod handshake_limit;
 pub mod history;
 pub mod outbox;

@@ -117,14 +117,24 @@ pub struct CreateSession {
     pub lifetime: Duration,
 }
 
-/// What [`CreateSession`] gives the backend, to hand to its client.
-#[derive(Debug, Clone)]
+/// What [`CreateSession`] gives the backend, to hand to its client. `Debug` leaves the key out.
+#[derive(Clone)]
 pub struct CreatedSession {
     pub id: SessionId,
     /// The credential the client presents as its connect token: bound to this session and owner.
     pub key: String,
     /// When the session ends, in unix seconds.
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for CreatedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedSession")
+            .field("id", &self.id)
+            .field("key", &crate::auth::redacted(&self.key))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A connection (registered as `key`) presents the key of a session a backend created; it
@@ -1053,6 +1063,15 @@ impl Handler<ControlSessions> for Registry {
             }
         }
         reached
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Handler<crate::fault::InjectPanic> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::fault::InjectPanic, _: &mut Context<Self>) {
+        panic!("injected panic in the Registry (RPC_CRYPTO_FAULT_INJECTION)");
     }
 }
 

@@ -1010,6 +1010,15 @@ pub struct RouterInfo {
     pub adapters: BTreeMap<String, serde_json::Value>,
 }
 
+#[cfg(debug_assertions)]
+impl Handler<crate::fault::InjectPanic> for Router {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::fault::InjectPanic, _: &mut Context<Self>) {
+        panic!("injected panic in the Router (RPC_CRYPTO_FAULT_INJECTION)");
+    }
+}
+
 impl Handler<GetRouterInfo> for Router {
     type Result = RouterInfo;
 

@@ -395,7 +395,7 @@ impl Source {
             };
             if !valid_client_id(id) {
                 return Err(inline_error(
-                    "not a client id (printable ASCII, no space or `/`)".to_owned(),
+                    "not a client id (printable ASCII, no space, `/`, `#` or `,`)".to_owned(),
                 ));
             }
             let key = PublicKey::from_pem(pem).map_err(|e| inline_error(e.to_string()))?;

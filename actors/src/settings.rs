@@ -240,7 +240,7 @@ impl SecureSettings {
             if !valid_client_id(id) {
                 return Err(format!(
                     "secure.clients: `{}` is not a client id (1 to {} printable ASCII characters, \
-                     no space or `/`)",
+                     no space, `/`, `#` or `,`)",
                     id.escape_debug(),
                     rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN
                 ));
@@ -317,11 +317,13 @@ impl SecureSettings {
 
 /// A client id as the secure handshake accepts it (1 to
 /// [`MAX_CLIENT_ID_LEN`](rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN) bytes of
-/// printable ASCII, no space), and without `/` so that it can name a file.
+/// printable ASCII, no space), without `/` so that it can name a file, and a valid user name (no
+/// `#` or `,`: the client id is its session's user, [`crate::channel::user_name_problem`]).
 pub fn valid_client_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN
         && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+        && crate::channel::user_name_problem(id).is_none()
 }
 
 /// Durations in config: `"25s"`, `"500ms"`, `"2m"`, `"1h"`, or a bare number of seconds.

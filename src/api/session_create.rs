@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use rpc_crypto_actors::channel::user_name_problem;
 use rpc_crypto_actors::registry::CreateSession;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ impl ApiMethod for SessionCreateRequest {
     type Output = SessionCreateResult;
 
     async fn apply(self, state: &ApiState) -> Result<SessionCreateResult, ApiError> {
+        if let Some(problem) = user_name_problem(&self.owner) {
+            return Err(ApiError::BadRequest(format!("owner {problem}")));
+        }
         let create = CreateSession {
             owner: self.owner,
             lifetime: Duration::from_secs(self.lifetime),

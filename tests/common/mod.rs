@@ -31,6 +31,13 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// `ticker` (read only).
 pub const TEST_NAMESPACES: &str = "[{name = \"chat\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_subscriber = true, allow_publish_for_anonymous = true}, {name = \"open\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_client = true, allow_publish_for_anonymous = true}, {name = \"ticker\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true}]";
 
+/// The server binary the tests run: cargo's, or `RPC_CRYPTO_TEST_BINARY` (to run a test against
+/// another build, e.g. to see a regression test fail on the commit before its fix).
+pub fn binary() -> String {
+    std::env::var("RPC_CRYPTO_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rpc-crypto").to_owned())
+}
+
 /// A running server process; killed on drop.
 pub struct Server {
     child: Child,
@@ -56,7 +63,7 @@ impl Server {
         let log =
             std::env::temp_dir().join(format!("rpc-crypto-test-{}-{n}.log", std::process::id()));
         let stderr = std::fs::File::create(&log).expect("a log file for the server");
-        let mut process = Process::new(env!("CARGO_BIN_EXE_rpc-crypto"));
+        let mut process = Process::new(binary());
         process
             .arg("serve")
             .env("RUST_LOG", "warn")

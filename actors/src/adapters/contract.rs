@@ -162,6 +162,14 @@ impl Exchanges {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
+
+    /// The exchanges whose adapter actor is no longer running (it panicked).
+    pub fn stopped(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(|(_, adapter)| !adapter.connected())
+            .map(|(name, _)| name.as_str())
+    }
 }
 
 impl fmt::Debug for Exchanges {

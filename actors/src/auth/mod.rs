@@ -32,7 +32,9 @@ use keys::Keys;
 /// How connection and subscription tokens are verified (the `[token]` config table). With no key
 /// at all, every token is refused (disconnect 3500); clients connect anonymously, with a client
 /// certificate, or with the key of a session a backend created.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+///
+/// `Debug` says whether the HMAC secret is set, never what it is.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
     /// HS256: the shared secret (at least 32 bytes).
@@ -47,6 +49,28 @@ pub struct TokenSettings {
     pub audience: String,
     /// When set, tokens must carry this `iss`.
     pub issuer: String,
+}
+
+impl std::fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("hmac_secret", &redacted(&self.hmac_secret))
+            .field("rsa_public_key", &self.rsa_public_key)
+            .field("ecdsa_public_key", &self.ecdsa_public_key)
+            .field("jwks_file", &self.jwks_file)
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+/// What `Debug` shows of a secret: whether there is one.
+pub fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        "<empty>"
+    } else {
+        "<redacted>"
+    }
 }
 
 /// The shortest HMAC secret accepted: HS256 gives no more security than its key has entropy, and

@@ -49,6 +49,8 @@ pub(super) fn call(
         return fail(session, id, error.to_reply());
     };
     let refuse = |message: String| ExchangeError::new(ErrorKind::AuthenticationError, message);
+    // `secret` too: no exchange's key or secret is near this long.
+    const MAX_ACCOUNT_LEN: usize = 128;
     let credentials = match method {
         ExchangeMethod::Login => {
             if session.user.is_empty() {
@@ -66,6 +68,14 @@ pub(super) fn call(
                 let error = ErrorReply::BAD_REQUEST.with_message("account (or api_key) required");
                 return fail(session, id, error);
             };
+            // The session holds these for its life and the sim exchange keeps account names for
+            // its own: bounded, and printable.
+            if account.len() > MAX_ACCOUNT_LEN || account.chars().any(char::is_control) {
+                let error = ErrorReply::BAD_REQUEST.with_message(format!(
+                    "account (or api_key): at most {MAX_ACCOUNT_LEN} bytes, no control characters"
+                ));
+                return fail(session, id, error);
+            }
             let credentials = Credentials {
                 user: session.user.clone(),
                 account,

@@ -14,6 +14,7 @@ use rpc_crypto_proto::{Disconnect, ErrorReply};
 
 use super::{Session, SessionConfig};
 use crate::auth::TokenError;
+use crate::channel::user_name_problem;
 use crate::encode;
 use crate::registry::CREATED_SESSION_KEY_PREFIX;
 use crate::router::Unsubscribe;
@@ -69,6 +70,12 @@ pub(super) fn credentials(
         return Ok(Credentials::CreatedSession(token.to_owned()));
     }
     let anonymous_allowed = config.client.allow_anonymous || config.client.insecure;
+    if let Some(problem) = certificate_user.and_then(user_name_problem) {
+        let reason = format!("the client certificate's name {problem}");
+        return Err(Refusal::Disconnect(
+            Disconnect::PERMISSION_DENIED.with_reason(reason),
+        ));
+    }
     if token.is_empty() {
         return match certificate_user {
             Some(user) => Ok(Credentials::Known {
@@ -94,6 +101,9 @@ pub(super) fn credentials(
             return refuse(error.to_string());
         }
     };
+    if let Some(problem) = user_name_problem(&claims.user) {
+        return refuse(format!("invalid token: the user (sub) {problem}"));
+    }
     if certificate_user.is_some_and(|user| user != claims.user) {
         return refuse("the token's user is not the certificate's".into());
     }

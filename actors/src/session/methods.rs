@@ -44,6 +44,9 @@ pub(super) enum Method {
     Exchange(ExchangeMethod),
     /// `rates.fetch`: a fiat rate, `{"symbol": "USD/JPY"}`.
     RatesFetch,
+    /// `debug.panic`: test-only fault injection ([`crate::fault`]).
+    #[cfg(debug_assertions)]
+    DebugPanic,
 }
 
 impl Method {
@@ -55,6 +58,8 @@ impl Method {
             "channels.list" => Method::ChannelsList,
             "exchange.list" => Method::ExchangeList,
             "rates.fetch" => Method::RatesFetch,
+            #[cfg(debug_assertions)]
+            "debug.panic" if crate::fault::enabled() => Method::DebugPanic,
             _ => Method::Exchange(ExchangeMethod::from_name(name.strip_prefix("exchange.")?)?),
         })
     }
@@ -96,6 +101,21 @@ impl Method {
                 answer(session, id, json_bytes(&serde_json::json!(names)))
             }
             Method::RatesFetch => fetch_rate(session, ctx, id, data, deadline),
+            #[cfg(debug_assertions)]
+            Method::DebugPanic => {
+                match rpc_crypto_proto::rpc::member(data, "actor")
+                    .as_ref()
+                    .and_then(|a| a.as_str())
+                {
+                    Some("router") => session.router.do_send(crate::fault::InjectPanic),
+                    Some("registry") => session.registry.do_send(crate::fault::InjectPanic),
+                    Some("session") => {
+                        panic!("injected panic in a Session (RPC_CRYPTO_FAULT_INJECTION)")
+                    }
+                    _ => return fail(session, id, ErrorReply::BAD_REQUEST),
+                }
+                answer(session, id, json_bytes(&serde_json::json!({})))
+            }
             Method::Exchange(method) => {
                 let deadline = deadline.unwrap_or(DEFAULT_DEADLINE);
                 super::exchange::call(session, ctx, id, method, data, deadline)

@@ -702,10 +702,37 @@ impl Actor for Session {
         };
         if self.park_on_stop {
             if let Some(state) = self.take_parked() {
+                self.registration = None;
                 self.router.do_send(Park { key });
                 self.registry.do_send(ParkSession { key, state });
                 return;
             }
+        }
+        self.registration = None;
+        self.router.do_send(Detach { key });
+        self.registry.do_send(Unregister { key });
+    }
+}
+
+/// A session that did not stop (its actor panicked and the unwinding drops it, or its connection's
+/// task ended first) still leaves the Router and the Registry: its connection ends with it, its subscriptions are dropped, and its
+/// slot counts against no limit. The other sessions go on.
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(registration) = self.registration.take() else {
+            return;
+        };
+        let key = registration.key;
+        if std::thread::panicking() {
+            log::error!(
+                "session {} panicked: its connection is closed, the others go on",
+                registration.id.as_str()
+            );
+        } else {
+            log::debug!(
+                "session {} dropped without stopping",
+                registration.id.as_str()
+            );
         }
         self.router.do_send(Detach { key });
         self.registry.do_send(Unregister { key });

@@ -82,6 +82,8 @@ pub struct SimSettings {
     pub tick: Duration,
     /// Paper accounts at most (one per user and account name).
     pub max_accounts: usize,
+    /// Paper accounts one user may open (more: 1202 PermissionDenied).
+    pub max_accounts_per_user: usize,
     /// Seeds the random walk; the same seed gives the same market.
     pub seed: u64,
     /// What a new paper account starts with, by currency.
@@ -104,6 +106,7 @@ impl Default for SimSettings {
             taker_fee: 0.002,
             tick: Duration::from_millis(250),
             max_accounts: 10_000,
+            max_accounts_per_user: 10,
             seed: 1,
             balances: [("USDT", 10_000.0), ("BTC", 0.5), ("ETH", 5.0)]
                 .into_iter()
@@ -225,6 +228,8 @@ pub struct SimExchange {
     trader: AccountId,
     /// Paper accounts by (user, account name), and each account's user.
     accounts: HashMap<(String, String), AccountId>,
+    /// How many accounts each user has opened.
+    accounts_of_user: HashMap<String, usize>,
     owners: HashMap<AccountId, String>,
     /// Public channels someone wants.
     wanted: HashSet<String>,
@@ -272,6 +277,7 @@ impl SimExchange {
             maker,
             trader,
             accounts: HashMap::new(),
+            accounts_of_user: HashMap::new(),
             owners: HashMap::new(),
             wanted: HashSet::new(),
         })
@@ -507,6 +513,16 @@ impl SimExchange {
                 "no more paper accounts can be opened",
             ));
         }
+        let opened = self.accounts_of_user.get(user).copied().unwrap_or(0);
+        if opened >= self.settings.max_accounts_per_user {
+            return Err(ExchangeError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "a user opens at most {} paper accounts",
+                    self.settings.max_accounts_per_user
+                ),
+            ));
+        }
         let balances: Vec<(&str, Num)> = self
             .settings
             .balances
@@ -521,6 +537,7 @@ impl SimExchange {
             .map_err(convert::error)?;
         self.accounts.insert(key, id);
         self.owners.insert(id, user.to_owned());
+        *self.accounts_of_user.entry(user.to_owned()).or_default() += 1;
         Ok(id)
     }
 
