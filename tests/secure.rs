@@ -779,6 +779,75 @@ async fn a_hello_past_max_concurrent_handshakes_is_refused_with_4009() {
     server.assert_no_panic();
 }
 
+/// Sends a sealed RPC_REQUEST frame and waits for the answer to `request_id`.
+async fn rpc_raw(client: &mut SecureClient, frame: Vec<u8>, request_id: i64) {
+    client
+        .send_raw(Message::Binary(frame.into()))
+        .await
+        .unwrap();
+    loop {
+        if let ServerMessage::RpcResponse { request_id: id, .. } = next_message(client).await {
+            assert_eq!(id, request_id);
+            return;
+        }
+    }
+}
+
+/// Sends a sealed RPC_REQUEST frame the server must refuse: one ERROR 4001, then close 4001.
+async fn rpc_refused_with_4001(client: &mut SecureClient, frame: Vec<u8>) {
+    client
+        .send_raw(Message::Binary(frame.into()))
+        .await
+        .unwrap();
+    let (code, errors) = close_code(client).await;
+    assert_eq!(code, 4001);
+    assert!(
+        matches!(
+            errors.as_slice(),
+            [ServerMessage::Error {
+                error_type: 4001,
+                ..
+            }]
+        ),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_or_out_of_order_rpc_request_id_is_4001() {
+    // One client id per connection: a session taken over would replay the RPC_RESPONSEs the
+    // last connection was sent (§11.5), whose request ids the new connection uses again.
+    let dir = clients_dir(&[
+        ("alice", "alice"),
+        ("alice-2", "alice"),
+        ("alice-v2", "alice"),
+    ]);
+    let server = secure_server(&dir, &[]);
+    let status = "{\"method\":\"session.status\",\"data\":{}}";
+
+    // A captured frame played again, as is.
+    let (mut client, _) = connect(&server, "alice", "alice", 5, 0).await;
+    let frame = client.seal_rpc_frame(1, status).unwrap();
+    rpc_raw(&mut client, frame.clone(), 1).await;
+    rpc_refused_with_4001(&mut client, frame).await;
+
+    // Each connection starts its own count (the client's counter does too); gaps are allowed,
+    // going back is not.
+    let (mut client, _) = connect(&server, "alice-2", "alice", 5, 0).await;
+    client.rpc(status, WAIT).await.unwrap();
+    let frame = client.seal_rpc_frame(5, status).unwrap();
+    rpc_raw(&mut client, frame, 5).await;
+    let frame = client.seal_rpc_frame(3, status).unwrap();
+    rpc_refused_with_4001(&mut client, frame).await;
+
+    // At versions 1-2, where every frame is signed, a replay is caught the same way.
+    let (mut client, _) = connect(&server, "alice-v2", "alice", 2, 0).await;
+    let frame = client.seal_rpc_frame(1, status).unwrap();
+    rpc_raw(&mut client, frame.clone(), 1).await;
+    rpc_refused_with_4001(&mut client, frame).await;
+    server.assert_no_panic();
+}
+
 #[tokio::test]
 async fn client_keys_are_reloaded_without_a_restart() {
     let dir = clients_dir(&[("alice", "alice")]);

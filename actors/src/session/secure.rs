@@ -6,7 +6,8 @@
 //! - In: a binary frame → [`on_frame`]: during the handshake, one step of it; after it, the
 //!   frame is decrypted ([`open_client_frame`]) into an INBOX message, whose SEQUENCE must be the
 //!   last + 1 and whose JSON holds Centrifuge JSON commands run as on the JSON wire, or an
-//!   RPC_REQUEST, whose JSON is an rpc call (`{"method", "data"}`) answered by request id.
+//!   RPC_REQUEST, whose request id must be above the last one of the connection and whose JSON
+//!   is an rpc call (`{"method", "data"}`) answered by that id.
 //! - Out: each item the outbox drains → [`write_items`]: an OUTBOX message whose ORDER is the
 //!   item's id in the session's numbering (so the journal that replays a resumed session also
 //!   replays by ORDER), an RPC_RESPONSE for the answer to an RPC_REQUEST, or a BROADCAST for a
@@ -106,6 +107,9 @@ pub struct SecureLink {
     version: u32,
     /// The last SEQUENCE read; shared with the Registry, which reads it for a handshake.
     sequence: Arc<AtomicI64>,
+    /// The last RPC_REQUEST id read on this connection: each must be above it, so a captured
+    /// frame cannot be played again. Per connection, as the client's counter is.
+    last_request_id: Option<i64>,
     /// The RSA slot of message 1, kept until message 3 only by the debug builds' test hook
     /// ([`HandshakeLimiter::holds_slot_for_test`]); otherwise given back once decrypted.
     held_rsa_slot: Option<RsaSlot>,
@@ -123,6 +127,7 @@ impl SecureLink {
             client_key: None,
             version: 0,
             sequence: Arc::new(AtomicI64::new(0)),
+            last_request_id: None,
             held_rsa_slot: None,
             next_rpc: RPC_COMMAND_IDS,
             pending_rpc: HashMap::new(),
@@ -480,6 +485,15 @@ fn on_message(session: &mut Session, ctx: &mut WebsocketContext<Session>, frame:
             run_inbox(session, ctx, &message.json);
         }
         ClientMessageType::RpcRequest => {
+            if link.last_request_id.is_some_and(|last| message.id <= last) {
+                log::debug!(
+                    "secure transport: request id {} after {:?}",
+                    message.id,
+                    link.last_request_id
+                );
+                return session.close(ctx, Disconnect::INVALID_SEQUENCE, false);
+            }
+            link.last_request_id = Some(message.id);
             let Ok(call) = serde_json::from_slice::<RpcCall>(&message.json) else {
                 let d =
                     Disconnect::BAD_REQUEST.with_reason("an RPC_REQUEST is {\"method\", \"data\"}");
