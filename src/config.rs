@@ -614,7 +614,7 @@ mod tests {
             summary,
             "secure transport on: server key /etc/rpc-crypto/server.key.pem, no clients_dir, \
              1 inline client key(s), reloaded on change (checked every 10s) and on SIGHUP; \
-             handshakes per address 30/min burst 10, per client 12/min burst 5"
+             handshakes per address 30/min burst 10, failed per client 12/min burst 5, 4 at once"
         );
     }
 

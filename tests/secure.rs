@@ -11,7 +11,10 @@ use std::time::Duration;
 use common::{publish, Client, Server, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use rpc_crypto_proto::codec::Format;
-use rpc_crypto_proto::secure::{ClientHello, PrivateKey, PublicKey, ServerMessage};
+use rpc_crypto_proto::secure::{
+    open_server_frame, seal_client_frame, ClientHello, ClientLayout, ClientMessage, PrivateKey,
+    PublicKey, ServerMessage,
+};
 use rpc_crypto_secure_client::{raw, ClientError, ClientKeys, Event, Options, SecureClient};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -597,8 +600,27 @@ async fn commands_past_the_rate_get_throttling_then_4009() {
     server.assert_no_panic();
 }
 
+/// Runs `times` whole handshakes of `client_id` with `key`, one after another, each closed.
+async fn handshakes_succeed(server: &Server, client_id: &str, key: &str, times: usize) {
+    for _ in 0..times {
+        let (client, _) = connect(server, client_id, key, 5, 0).await;
+        client.close().await.unwrap();
+    }
+}
+
+/// The close code that refuses a whole handshake of `client_id` with `key`.
+async fn handshake_refused_with(server: &Server, client_id: &str, key: &str) -> u16 {
+    let refused = SecureClient::connect(&secure_url(server), &keys(client_id, key), options(5, 0))
+        .await
+        .expect_err("a refused handshake");
+    match refused {
+        ClientError::Closed { code, .. } => code,
+        other => panic!("refused otherwise than by a close: {other}"),
+    }
+}
+
 #[tokio::test]
-async fn handshakes_are_rate_limited_per_address_and_per_client_id() {
+async fn handshakes_are_rate_limited_per_address() {
     let dir = clients_dir(&[("alice", "alice")]);
     let server = secure_server(
         &dir,
@@ -607,28 +629,222 @@ async fn handshakes_are_rate_limited_per_address_and_per_client_id() {
             ("RPC_CRYPTO_SECURE__HANDSHAKES_PER_ADDRESS_BURST", "3"),
         ],
     );
-    for _ in 0..3 {
-        let (client, _) = connect(&server, "alice", "alice", 5, 0).await;
-        client.close().await.unwrap();
-    }
+    handshakes_succeed(&server, "alice", "alice", 3).await;
     // The fourth attempt from 127.0.0.1 within the minute: refused before any RSA work.
     assert_eq!(hello_close_code(&server, "alice", "server").await, 4009);
-    drop(server);
+    server.assert_no_panic();
+}
 
-    let dir = clients_dir(&[("alice", "alice")]);
-    let server = secure_server(
-        &dir,
+/// A server whose client ids may fail 2 handshakes at once (then 1 a minute), with no limit
+/// per address: what is counted here is the client id's budget alone.
+fn failed_proof_limited_server(dir: &Path) -> Server {
+    secure_server(
+        dir,
         &[
+            ("RPC_CRYPTO_SECURE__HANDSHAKES_PER_ADDRESS", "0"),
             ("RPC_CRYPTO_SECURE__HANDSHAKES_PER_CLIENT", "1"),
             ("RPC_CRYPTO_SECURE__HANDSHAKES_PER_CLIENT_BURST", "2"),
         ],
+    )
+}
+
+/// Handshake messages 1 and 2 as someone who knows only the server's public key would send
+/// them: the hello for `client_id`, then the server's hello read (only the client's key opens
+/// it). The connection is left at message 2.
+async fn hello_as_anyone(
+    server: &Server,
+    client_id: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut ws = open_raw(server).await;
+    let mut rng = rand::thread_rng();
+    let hello = ClientHello::generate(&mut rng, client_id, 0, 5);
+    raw::send_client_hello(&mut ws, &hello, &public_key("server"), &mut rng)
+        .await
+        .unwrap();
+    let message_2 = tokio::time::timeout(WAIT, raw::read_binary(&mut ws))
+        .await
+        .expect("message 2 in time");
+    assert!(
+        message_2.is_ok(),
+        "the hello for {client_id} got no message 2: {message_2:?}"
     );
-    for _ in 0..2 {
-        let (client, _) = connect(&server, "alice", "alice", 5, 0).await;
-        client.close().await.unwrap();
+    ws
+}
+
+#[tokio::test]
+async fn knowing_a_client_id_and_the_server_key_does_not_spend_the_clients_handshake_budget() {
+    let dir = clients_dir(&[("alice", "alice")]);
+    let server = failed_proof_limited_server(&dir);
+    // Five times the budget in hellos for alice, left at message 2 (no signature can follow:
+    // the challenge is sealed to alice's key).
+    for _ in 0..10 {
+        let ws = hello_as_anyone(&server, "alice").await;
+        drop(ws);
     }
-    // Past the client id's limit: the same answer as any other refused handshake.
-    assert_eq!(hello_close_code(&server, "alice", "server").await, 1008);
+    // Alice still gets in, as often as she likes: a handshake that succeeds spends nothing.
+    handshakes_succeed(&server, "alice", "alice", 4).await;
+    server.assert_no_panic();
+}
+
+#[tokio::test]
+async fn failed_proofs_spend_the_client_ids_handshake_budget() {
+    let dir = clients_dir(&[("alice", "alice"), ("bob", "bob")]);
+    let server = failed_proof_limited_server(&dir);
+    // Successes first: more of them than the budget holds, none spent.
+    handshakes_succeed(&server, "alice", "alice", 3).await;
+    // Two hellos for alice whose message 3 is not her signature: each is refused, and spends.
+    for _ in 0..2 {
+        let mut ws = hello_as_anyone(&server, "alice").await;
+        raw::send_binary(&mut ws, vec![7u8; 256]).await.unwrap();
+        assert_eq!(raw_close_code(&mut ws).await, 1008);
+    }
+    // Now even alice is refused, the same way as any failed handshake, until her budget refills
+    // (one a minute)...
+    assert_eq!(
+        handshake_refused_with(&server, "alice", "alice").await,
+        1008
+    );
+    // ...and another client id has a budget of its own.
+    let (client, _) = connect(&server, "bob", "bob", 5, 0).await;
+    client.close().await.unwrap();
+    server.assert_no_panic();
+}
+
+#[tokio::test]
+async fn a_hello_past_max_concurrent_handshakes_is_refused_with_4009() {
+    let dir = clients_dir(&[("alice", "alice"), ("holder", "bob")]);
+    // One decryption at a time; the test hook of debug builds keeps the slot of a hello from
+    // "holder" until its message 3, so the slot is known to be taken while message 2 is out.
+    let server = secure_server(
+        &dir,
+        &[
+            ("RPC_CRYPTO_SECURE__HANDSHAKES_PER_ADDRESS", "0"),
+            ("RPC_CRYPTO_SECURE__MAX_CONCURRENT_HANDSHAKES", "1"),
+            ("TEST_RPC_CRYPTO_HOLD_RSA_SLOT", "holder"),
+        ],
+    );
+    // One after another, each handshake gets the slot: it is given back after each decryption.
+    handshakes_succeed(&server, "alice", "alice", 3).await;
+    // The holder's hello takes the slot, and its message 2 says so.
+    let mut holder = open_raw(&server).await;
+    let mut rng = rand::thread_rng();
+    let hello = ClientHello::generate(&mut rng, "holder", 0, 5);
+    raw::send_client_hello(&mut holder, &hello, &public_key("server"), &mut rng)
+        .await
+        .unwrap();
+    let server_hello = raw::read_server_hello(&mut holder, &private_key("bob"), &mut rng)
+        .await
+        .unwrap();
+    // Meanwhile every other hello is refused before any RSA work, with 4009.
+    for _ in 0..3 {
+        assert_eq!(hello_close_code(&server, "alice", "server").await, 4009);
+    }
+    assert_eq!(
+        handshake_refused_with(&server, "alice", "alice").await,
+        4009
+    );
+    // The holder finishes its handshake (which gives the slot back) and makes an rpc call: its
+    // answer shows message 3 was read.
+    raw::send_signature(
+        &mut holder,
+        &private_key("bob"),
+        &server_hello.data_to_sign,
+        &mut rng,
+    )
+    .await
+    .unwrap();
+    let request = ClientMessage::rpc_request(1, &b"{\"method\":\"session.status\"}"[..]);
+    let frame = seal_client_frame(
+        &hello.client_key,
+        ClientLayout::for_version(server_hello.server_version),
+        &private_key("bob"),
+        &request,
+        &mut rng,
+    )
+    .unwrap();
+    raw::send_binary(&mut holder, frame).await.unwrap();
+    loop {
+        let bytes = tokio::time::timeout(WAIT, raw::read_binary(&mut holder))
+            .await
+            .expect("the holder's answer")
+            .unwrap();
+        let message = open_server_frame(&server_hello.server_key, &bytes).unwrap();
+        if let ServerMessage::RpcResponse { request_id: 1, .. } = message {
+            break;
+        }
+    }
+    // The slot is free again.
+    let (client, _) = connect(&server, "alice", "alice", 5, 0).await;
+    client.close().await.unwrap();
+    server.assert_no_panic();
+}
+
+/// Sends a sealed RPC_REQUEST frame and waits for the answer to `request_id`.
+async fn rpc_raw(client: &mut SecureClient, frame: Vec<u8>, request_id: i64) {
+    client
+        .send_raw(Message::Binary(frame.into()))
+        .await
+        .unwrap();
+    loop {
+        if let ServerMessage::RpcResponse { request_id: id, .. } = next_message(client).await {
+            assert_eq!(id, request_id);
+            return;
+        }
+    }
+}
+
+/// Sends a sealed RPC_REQUEST frame the server must refuse: one ERROR 4001, then close 4001.
+async fn rpc_refused_with_4001(client: &mut SecureClient, frame: Vec<u8>) {
+    client
+        .send_raw(Message::Binary(frame.into()))
+        .await
+        .unwrap();
+    let (code, errors) = close_code(client).await;
+    assert_eq!(code, 4001);
+    assert!(
+        matches!(
+            errors.as_slice(),
+            [ServerMessage::Error {
+                error_type: 4001,
+                ..
+            }]
+        ),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_or_out_of_order_rpc_request_id_is_4001() {
+    // One client id per connection: a session taken over would replay the RPC_RESPONSEs the
+    // last connection was sent (§11.5), whose request ids the new connection uses again.
+    let dir = clients_dir(&[
+        ("alice", "alice"),
+        ("alice-2", "alice"),
+        ("alice-v2", "alice"),
+    ]);
+    let server = secure_server(&dir, &[]);
+    let status = "{\"method\":\"session.status\",\"data\":{}}";
+
+    // A captured frame played again, as is.
+    let (mut client, _) = connect(&server, "alice", "alice", 5, 0).await;
+    let frame = client.seal_rpc_frame(1, status).unwrap();
+    rpc_raw(&mut client, frame.clone(), 1).await;
+    rpc_refused_with_4001(&mut client, frame).await;
+
+    // Each connection starts its own count (the client's counter does too); gaps are allowed,
+    // going back is not.
+    let (mut client, _) = connect(&server, "alice-2", "alice", 5, 0).await;
+    client.rpc(status, WAIT).await.unwrap();
+    let frame = client.seal_rpc_frame(5, status).unwrap();
+    rpc_raw(&mut client, frame, 5).await;
+    let frame = client.seal_rpc_frame(3, status).unwrap();
+    rpc_refused_with_4001(&mut client, frame).await;
+
+    // At versions 1-2, where every frame is signed, a replay is caught the same way.
+    let (mut client, _) = connect(&server, "alice-v2", "alice", 2, 0).await;
+    let frame = client.seal_rpc_frame(1, status).unwrap();
+    rpc_raw(&mut client, frame.clone(), 1).await;
+    rpc_refused_with_4001(&mut client, frame).await;
     server.assert_no_panic();
 }
 

@@ -1,13 +1,24 @@
-//! Rate limits on the secure transport's handshakes, per remote address and per client id.
+//! Limits on the secure transport's handshakes: per remote address, per client id, and on the
+//! RSA private-key operations running at once.
 //!
 //! Every handshake costs the server an RSA private-key operation, and the `rsa` crate's are not
 //! constant time (RUSTSEC-2023-0071, "Marvin"): an attacker who can time many decryptions could
-//! recover the server key. Limiting how often one address, and one client id, may try bounds
-//! that, and bounds the CPU an attacker can burn. Check [`HandshakeLimiter::admit_address`]
-//! before decrypting handshake message 1, and [`HandshakeLimiter::admit_client`] once its client
-//! id is known.
+//! recover the server key. Limiting how often one address may try bounds that, and bounds the
+//! CPU an attacker can burn:
+//! - [`HandshakeLimiter::admit_address`] before decrypting handshake message 1 (it counts the
+//!   attempt);
+//! - [`HandshakeLimiter::rsa_slot`] next, still before any RSA work: at most
+//!   `max_concurrent_handshakes` decryptions run at once, whatever the number of addresses (they
+//!   run on the blocking pool, which would otherwise grow to 512 threads);
+//! - [`HandshakeLimiter::client_may_try`] once message 1's client id is known: whether the id's
+//!   budget still holds a token, **without spending one**;
+//! - [`HandshakeLimiter::failed_proof`] when message 3's signature is wrong: that spends one.
 //!
-//! Each limit is a token bucket: `burst` handshakes at once, refilled at `rate` per minute. An
+//! The per-client budget is spent only by failed proofs because message 1 proves nothing: it is
+//! sealed to the server's *public* key, so anyone who knows a client id could otherwise spend
+//! that client's budget and lock it out. A successful handshake spends nothing.
+//!
+//! Each rate is a token bucket: `burst` tokens at once, refilled at `rate` per minute. An
 //! IPv6 address counts by its /64 network (one host usually holds a whole /64), an IPv4-mapped
 //! IPv6 address as its IPv4 address.
 //!
@@ -17,15 +28,18 @@
 //! table has doubled since the last one (amortised O(1) per handshake), and at most once a second
 //! while the table is full. When the table is still full, a key without a bucket is refused:
 //! **the limiter fails closed**. Under a flood of distinct addresses, new addresses are refused
-//! until buckets refill, while addresses already tracked keep their own budget. Call
-//! `admit_client` only for client ids that have a key (an unknown id is refused anyway), so
-//! that table is bounded by the configured clients.
+//! until buckets refill, while addresses already tracked keep their own budget. A client id gets
+//! a bucket only from a failed proof, which only a client id with a key can reach, so that table
+//! is bounded by the configured clients.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::settings::SecureSettings;
 
@@ -38,11 +52,20 @@ const MIN_SWEEP_AT: usize = 1024;
 /// How often a full table may be swept again.
 const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Handshake rate limits, shared by every secure connection; cheap to clone. Its lock is taken
-/// once per check (twice per handshake), never per frame.
+/// Debug builds only: a hello from the client id this variable names keeps its [`RsaSlot`]
+/// until message 3 (or the connection's end), so that a test can hold the only slot for as long
+/// as it needs (`tests/secure.rs`). Not `RPC_CRYPTO_`: that prefix is the config's.
+#[cfg(debug_assertions)]
+pub const TEST_HOLD_SLOT_ENV: &str = "TEST_RPC_CRYPTO_HOLD_RSA_SLOT";
+
+/// Handshake limits, shared by every secure connection; cheap to clone. Its lock is taken
+/// at most three times per handshake, never per frame.
 #[derive(Clone)]
 pub struct HandshakeLimiter {
     inner: Arc<Mutex<Tables>>,
+    rsa_slots: Arc<Semaphore>,
+    #[cfg(debug_assertions)]
+    hold_slot_for: Option<Arc<str>>,
 }
 
 struct Tables {
@@ -50,10 +73,16 @@ struct Tables {
     clients: Buckets<String>,
 }
 
+/// The right to run one RSA private-key operation; given back when dropped.
+#[derive(Debug)]
+pub struct RsaSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
 impl HandshakeLimiter {
     /// The limits of `settings` (`handshakes_per_address[_burst]`,
-    /// `handshakes_per_client[_burst]`, per minute; a rate of 0 is no limit), with
-    /// [`DEFAULT_MAX_ENTRIES`] keys per table.
+    /// `handshakes_per_client[_burst]`, per minute, a rate of 0 is no limit;
+    /// `max_concurrent_handshakes`), with [`DEFAULT_MAX_ENTRIES`] keys per table.
     pub fn new(settings: &SecureSettings) -> Self {
         Self::with_max_entries(settings, DEFAULT_MAX_ENTRIES)
     }
@@ -73,6 +102,10 @@ impl HandshakeLimiter {
                     max_entries,
                 ),
             })),
+            // The config check keeps it in 1..=512; 0 here would refuse every handshake.
+            rsa_slots: Arc::new(Semaphore::new(settings.max_concurrent_handshakes)),
+            #[cfg(debug_assertions)]
+            hold_slot_for: std::env::var(TEST_HOLD_SLOT_ENV).ok().map(Arc::from),
         }
     }
 
@@ -81,18 +114,41 @@ impl HandshakeLimiter {
         self.lock().addresses.admit(address_key(ip), now)
     }
 
-    /// Whether a handshake of `client_id` may go on now (and if so, counts it).
-    pub fn admit_client(&self, client_id: &str, now: Instant) -> bool {
-        let mut tables = self.lock();
-        let clients = &mut tables.clients;
-        if clients.per_second == 0.0 {
-            return true;
+    /// A slot for one RSA private-key operation, if fewer than `max_concurrent_handshakes` are
+    /// running. Never waits.
+    pub fn rsa_slot(&self) -> Option<RsaSlot> {
+        Arc::clone(&self.rsa_slots)
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| RsaSlot { _permit: permit })
+    }
+
+    /// Whether `client_id`'s budget holds a token now. Spends nothing: only
+    /// [`HandshakeLimiter::failed_proof`] does.
+    pub fn client_may_try(&self, client_id: &str, now: Instant) -> bool {
+        self.lock().clients.has_token(client_id, now)
+    }
+
+    /// Spends a token of `client_id`'s budget: its handshake's message 3 was not signed by its
+    /// key.
+    pub fn failed_proof(&self, client_id: &str, now: Instant) {
+        // An empty bucket stays empty; a full table drops the count, and then
+        // `client_may_try` refuses the id anyway (it fails closed).
+        self.lock().clients.admit(client_id.to_owned(), now);
+    }
+
+    /// Debug builds: whether a hello from `client_id` keeps its RSA slot until its handshake
+    /// ends (`TEST_RPC_CRYPTO_HOLD_RSA_SLOT`). Release builds: never.
+    pub fn holds_slot_for_test(&self, client_id: &str) -> bool {
+        #[cfg(debug_assertions)]
+        {
+            self.hold_slot_for.as_deref() == Some(client_id)
         }
-        // Looked up by `&str` first: no allocation for a client already tracked.
-        if let Some(bucket) = clients.map.get_mut(client_id) {
-            return bucket.take(clients.per_second, clients.burst, now);
+        #[cfg(not(debug_assertions))]
+        {
+            let _ = client_id;
+            false
         }
-        clients.admit(client_id.to_owned(), now)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -103,6 +159,11 @@ impl HandshakeLimiter {
     pub fn tracked(&self) -> (usize, usize) {
         let tables = self.lock();
         (tables.addresses.map.len(), tables.clients.map.len())
+    }
+
+    /// RSA slots free now, for tests and figures.
+    pub fn free_rsa_slots(&self) -> usize {
+        self.rsa_slots.available_permits()
     }
 }
 
@@ -192,6 +253,27 @@ impl<K: Hash + Eq> Buckets<K> {
         }
     }
 
+    /// Whether `key` may take a token now, without taking it. A key without a bucket has a
+    /// full one, unless the table is full (even after a sweep): then it fails closed, as
+    /// [`Buckets::admit`] would.
+    fn has_token<Q>(&mut self, key: &Q, now: Instant) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.per_second == 0.0 {
+            return true;
+        }
+        if let Some(bucket) = self.map.get_mut(key) {
+            bucket.refill(self.per_second, self.burst, now);
+            return bucket.tokens >= 1.0;
+        }
+        if self.map.len() >= self.max_entries {
+            self.sweep(now);
+        }
+        self.map.len() < self.max_entries
+    }
+
     fn admit(&mut self, key: K, now: Instant) -> bool {
         if self.per_second == 0.0 {
             return true;
@@ -277,22 +359,67 @@ mod tests {
     }
 
     #[test]
-    fn handshake_limit_per_client() {
+    fn handshake_limit_per_client_is_spent_by_failed_proofs_only() {
         let limiter = HandshakeLimiter::new(&settings((0, 0), (12, 5)));
         let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(limiter.admit_client("alice", t0));
+        // Asking spends nothing, and tracks nothing.
+        for _ in 0..100 {
+            assert!(limiter.client_may_try("alice", t0));
         }
-        assert!(!limiter.admit_client("alice", t0));
-        assert!(limiter.admit_client("bob", t0));
+        assert_eq!(limiter.tracked(), (0, 0));
+        for _ in 0..5 {
+            assert!(limiter.client_may_try("alice", t0));
+            limiter.failed_proof("alice", t0);
+        }
+        assert!(!limiter.client_may_try("alice", t0));
+        // A further failure does not push the bucket below empty.
+        limiter.failed_proof("alice", t0);
+        assert!(limiter.client_may_try("bob", t0));
         // 12 per minute: one every 5 s.
-        assert!(limiter.admit_client("alice", t0 + Duration::from_secs(5)));
-        assert!(!limiter.admit_client("alice", t0 + Duration::from_secs(6)));
+        assert!(limiter.client_may_try("alice", t0 + Duration::from_secs(5)));
+        limiter.failed_proof("alice", t0 + Duration::from_secs(5));
+        assert!(!limiter.client_may_try("alice", t0 + Duration::from_secs(6)));
         // Addresses unlimited and untracked.
         for _ in 0..1000 {
             assert!(limiter.admit_address(v4(1), t0));
         }
+        assert_eq!(limiter.tracked(), (0, 1));
+    }
+
+    #[test]
+    fn handshake_limit_full_client_table_fails_closed_for_untracked_ids() {
+        let limiter = HandshakeLimiter::with_max_entries(&settings((0, 0), (60, 2)), 2);
+        let t0 = Instant::now();
+        limiter.failed_proof("a", t0);
+        limiter.failed_proof("b", t0);
+        // Full, and neither bucket is full again yet: an id without a bucket cannot be counted.
+        assert!(!limiter.client_may_try("c", t0));
+        limiter.failed_proof("c", t0);
         assert_eq!(limiter.tracked(), (0, 2));
+        // Tracked ids keep their own budget.
+        assert!(limiter.client_may_try("a", t0));
+        // Two seconds on, both buckets are full again: swept, and "c" may try.
+        assert!(limiter.client_may_try("c", t0 + Duration::from_secs(2)));
+        assert_eq!(limiter.tracked(), (0, 0));
+    }
+
+    #[test]
+    fn handshake_limit_rsa_slots_are_capped_and_given_back() {
+        let limiter = HandshakeLimiter::new(&SecureSettings {
+            max_concurrent_handshakes: 2,
+            ..SecureSettings::default()
+        });
+        let first = limiter.rsa_slot().expect("a first slot");
+        let second = limiter
+            .clone()
+            .rsa_slot()
+            .expect("a second slot, from a clone");
+        assert!(limiter.rsa_slot().is_none(), "a third while two run");
+        assert_eq!(limiter.free_rsa_slots(), 0);
+        drop(first);
+        let third = limiter.rsa_slot().expect("a slot given back");
+        drop((second, third));
+        assert_eq!(limiter.free_rsa_slots(), 2);
     }
 
     #[test]
@@ -301,7 +428,8 @@ mod tests {
         let t0 = Instant::now();
         for _ in 0..10_000 {
             assert!(limiter.admit_address(v4(1), t0));
-            assert!(limiter.admit_client("alice", t0));
+            limiter.failed_proof("alice", t0);
+            assert!(limiter.client_may_try("alice", t0));
         }
         assert_eq!(limiter.tracked(), (0, 0));
     }

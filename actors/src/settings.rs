@@ -151,6 +151,10 @@ impl Default for HistorySettings {
     }
 }
 
+/// The most `secure.max_concurrent_handshakes` may be: the threads of the blocking pool the
+/// decryptions run on.
+pub const MAX_CONCURRENT_HANDSHAKES_LIMIT: usize = 512;
+
 /// The secure transport (seed 002, the cryptology client's protocol) on `/connection/secure`: an
 /// RSA handshake, then AES frames. Keys are loaded by [`crate::secure_keys::KeyStore`] and
 /// handshakes rate-limited by [`crate::handshake_limit::HandshakeLimiter`].
@@ -178,10 +182,16 @@ pub struct SecureSettings {
     pub handshakes_per_address: u32,
     /// Handshakes one remote address may start at once above that rate.
     pub handshakes_per_address_burst: u32,
-    /// Handshakes one client id may make per minute, on average (0 = no limit).
+    /// Failed handshakes (message 3 not signed by the client's key) one client id may have per
+    /// minute, on average (0 = no limit). Past it, the id's handshakes are refused until its
+    /// budget refills; successful handshakes spend nothing.
     pub handshakes_per_client: u32,
-    /// Handshakes one client id may make at once above that rate.
+    /// Failed handshakes one client id may have at once above that rate.
     pub handshakes_per_client_burst: u32,
+    /// RSA private-key operations (handshake decryptions) running at once, over all
+    /// connections; a handshake past it is refused with 4009 before any RSA work. 1 to
+    /// [`MAX_CONCURRENT_HANDSHAKES_LIMIT`].
+    pub max_concurrent_handshakes: usize,
     /// Client public keys in the config itself: client id → PEM text. An id may not also have a
     /// file in `clients_dir`.
     pub clients: BTreeMap<String, String>,
@@ -198,6 +208,7 @@ impl Default for SecureSettings {
             handshakes_per_address_burst: 10,
             handshakes_per_client: 12,
             handshakes_per_client_burst: 5,
+            max_concurrent_handshakes: 4,
             clients: BTreeMap::new(),
         }
     }
@@ -220,6 +231,7 @@ impl fmt::Debug for SecureSettings {
                 "handshakes_per_client_burst",
                 &self.handshakes_per_client_burst,
             )
+            .field("max_concurrent_handshakes", &self.max_concurrent_handshakes)
             .field("clients", &self.clients.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -264,6 +276,12 @@ impl SecureSettings {
                 ));
             }
         }
+        if !(1..=MAX_CONCURRENT_HANDSHAKES_LIMIT).contains(&self.max_concurrent_handshakes) {
+            return Err(format!(
+                "secure.max_concurrent_handshakes must be 1 to {MAX_CONCURRENT_HANDSHAKES_LIMIT} \
+                 (the blocking pool's size)"
+            ));
+        }
         if !self.reload_interval.is_zero() && self.reload_interval < Duration::from_secs(1) {
             return Err(
                 "secure.reload_interval must be 0s (reload on SIGHUP only) or at least 1s"
@@ -304,13 +322,14 @@ impl SecureSettings {
         };
         format!(
             "secure transport on: {server}, {dir}, {} inline client key(s), {reload}; \
-             handshakes per address {}, per client {}",
+             handshakes per address {}, failed per client {}, {} at once",
             self.clients.len(),
             rate(
                 self.handshakes_per_address,
                 self.handshakes_per_address_burst
             ),
             rate(self.handshakes_per_client, self.handshakes_per_client_burst),
+            self.max_concurrent_handshakes,
         )
     }
 }
@@ -324,6 +343,29 @@ pub fn valid_client_id(id: &str) -> bool {
         && id.len() <= rpc_crypto_proto::secure::handshake::MAX_CLIENT_ID_LEN
         && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
         && crate::channel::user_name_problem(id).is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_max_concurrent_handshakes_is_1_to_512() {
+        let with = |n| SecureSettings {
+            max_concurrent_handshakes: n,
+            ..SecureSettings::default()
+        };
+        assert_eq!(SecureSettings::default().max_concurrent_handshakes, 4);
+        assert!(with(1).check().is_ok());
+        assert!(with(MAX_CONCURRENT_HANDSHAKES_LIMIT).check().is_ok());
+        for n in [0, MAX_CONCURRENT_HANDSHAKES_LIMIT + 1] {
+            let error = with(n).check().unwrap_err();
+            assert!(
+                error.contains("secure.max_concurrent_handshakes"),
+                "{error}"
+            );
+        }
+    }
 }
 
 /// Durations in config: `"25s"`, `"500ms"`, `"2m"`, `"1h"`, or a bare number of seconds.

@@ -236,8 +236,10 @@ where
         raw::send_binary(&mut self.ws, frame).await
     }
 
-    /// Sends an RPC request with the next request id (from 1) and returns that id. The
-    /// response comes as an [`Event::Message`] of [`ServerMessage::RpcResponse`].
+    /// Sends an RPC request with the next request id (from 1 on each connection) and returns
+    /// that id. The response comes as an [`Event::Message`] of [`ServerMessage::RpcResponse`].
+    /// The server refuses an id that is not above the last one (close 4001), so ids are never
+    /// reused, not even for a send that failed.
     pub async fn send_rpc(&mut self, json: &str) -> Result<i64, ClientError> {
         let request_id = self
             .last_request_id
@@ -311,6 +313,13 @@ where
     /// that tamper with the bytes, then [`SecureClient::send_raw`] them).
     pub fn seal_inbox_frame(&self, sequence: i64, json: &str) -> Result<Vec<u8>, ClientError> {
         self.seal(&ClientMessage::inbox(sequence, json.as_bytes()))
+    }
+
+    /// The sealed frame of an RPC request with this request id, without sending it (for tests
+    /// that replay or reorder frames, then [`SecureClient::send_raw`] them); the counter
+    /// [`SecureClient::send_rpc`] uses does not move.
+    pub fn seal_rpc_frame(&self, request_id: i64, json: &str) -> Result<Vec<u8>, ClientError> {
+        self.seal(&ClientMessage::rpc_request(request_id, json.as_bytes()))
     }
 
     /// The highest ORDER of the outbox messages [`SecureClient::next`] has returned, or the

@@ -6,7 +6,8 @@
 //! - In: a binary frame → [`on_frame`]: during the handshake, one step of it; after it, the
 //!   frame is decrypted ([`open_client_frame`]) into an INBOX message, whose SEQUENCE must be the
 //!   last + 1 and whose JSON holds Centrifuge JSON commands run as on the JSON wire, or an
-//!   RPC_REQUEST, whose JSON is an rpc call (`{"method", "data"}`) answered by request id.
+//!   RPC_REQUEST, whose request id must be above the last one of the connection and whose JSON
+//!   is an rpc call (`{"method", "data"}`) answered by that id.
 //! - Out: each item the outbox drains → [`write_items`]: an OUTBOX message whose ORDER is the
 //!   item's id in the session's numbering (so the journal that replays a resumed session also
 //!   replays by ORDER), an RPC_RESPONSE for the answer to an RPC_REQUEST, or a BROADCAST for a
@@ -23,6 +24,11 @@
 //! Every failure of the peer's bytes ends the connection the same way
 //! ([`Disconnect::MESSAGE_REJECTED`], after an ERROR message once keys are agreed); the reason
 //! goes to the debug log only.
+//!
+//! Handshake limits ([`HandshakeLimiter`]): message 1 is refused with 4009 before any RSA work
+//! when its address is past its rate or `max_concurrent_handshakes` decryptions are running; its
+//! client id's budget is looked at (not spent) once decrypted; only a wrong signature in message
+//! 3 spends it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -44,7 +50,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Session, State};
-use crate::handshake_limit::HandshakeLimiter;
+use crate::handshake_limit::{HandshakeLimiter, RsaSlot};
 use crate::registry::{ClaimSecure, PeekSecure, SessionId};
 use crate::secure_keys::KeyStore;
 
@@ -101,6 +107,12 @@ pub struct SecureLink {
     version: u32,
     /// The last SEQUENCE read; shared with the Registry, which reads it for a handshake.
     sequence: Arc<AtomicI64>,
+    /// The last RPC_REQUEST id read on this connection: each must be above it, so a captured
+    /// frame cannot be played again. Per connection, as the client's counter is.
+    last_request_id: Option<i64>,
+    /// The RSA slot of message 1, kept until message 3 only by the debug builds' test hook
+    /// ([`HandshakeLimiter::holds_slot_for_test`]); otherwise given back once decrypted.
+    held_rsa_slot: Option<RsaSlot>,
     next_rpc: u32,
     /// Command ids of RPC_REQUESTs still to be answered, with their request ids.
     pending_rpc: HashMap<u32, i64>,
@@ -115,6 +127,8 @@ impl SecureLink {
             client_key: None,
             version: 0,
             sequence: Arc::new(AtomicI64::new(0)),
+            last_request_id: None,
+            held_rsa_slot: None,
             next_rpc: RPC_COMMAND_IDS,
             pending_rpc: HashMap::new(),
         }
@@ -227,21 +241,34 @@ fn reject_error(session: &mut Session, ctx: &mut WebsocketContext<Session>, erro
 /// its session left off, and answers with message 2.
 fn on_hello(session: &mut Session, ctx: &mut WebsocketContext<Session>, frame: &[u8]) {
     let link = session.secure.as_ref().expect("secure session");
-    let now = Instant::now();
-    // Before any RSA work: the address's attempts (RUSTSEC-2023-0071).
+    let limiter = link.endpoint.limiter.clone();
+    // Before any RSA work (RUSTSEC-2023-0071): the address's attempts, then the decryptions
+    // running over all connections. The address first, so that a flood it refuses never holds
+    // a slot, not even for a moment.
     if let Some(address) = session.peer.address {
-        if !link.endpoint.limiter.admit_address(address, now) {
+        if !limiter.admit_address(address, Instant::now()) {
             log::debug!("secure transport: handshake rate of {address} exceeded");
             return session.close(ctx, Disconnect::RATE_LIMIT, false);
         }
     }
+    let Some(slot) = limiter.rsa_slot() else {
+        log::debug!("secure transport: max_concurrent_handshakes decryptions running");
+        return session.close(ctx, Disconnect::RATE_LIMIT, false);
+    };
     let keys = link.endpoint.keys.current();
     let message = frame.to_vec();
     let opening = actix_web::rt::task::spawn_blocking(move || {
         let hello = ClientHello::open(keys.server_key(), &message, &mut rand::rngs::OsRng);
+        // The slot goes back here, with the private-key operation done, unless the test hook
+        // keeps it for this client id.
+        let kept = hello
+            .as_ref()
+            .ok()
+            .filter(|hello| limiter.holds_slot_for_test(&hello.client_id))
+            .map(|_| slot);
         hello.map(|hello| {
             let client_key = keys.client_key(&hello.client_id);
-            (hello, client_key)
+            (hello, client_key, kept)
         })
     });
     let opened = opening
@@ -249,8 +276,12 @@ fn on_hello(session: &mut Session, ctx: &mut WebsocketContext<Session>, frame: &
         .map(|result, act, ctx| match result {
             Err(_) => act.close(ctx, Disconnect::SERVER_ERROR, false),
             Ok(Err(error)) => reject_error(act, ctx, error),
-            Ok(Ok((_, None))) => reject(act, ctx, "unknown client id"),
-            Ok(Ok((hello, Some(client_key)))) => hello_known(act, ctx, hello, client_key),
+            Ok(Ok((_, None, _))) => reject(act, ctx, "unknown client id"),
+            Ok(Ok((hello, Some(client_key), kept))) => {
+                let link = act.secure.as_mut().expect("secure session");
+                link.held_rsa_slot = kept;
+                hello_known(act, ctx, hello, client_key)
+            }
         });
     ctx.wait(opened);
 }
@@ -267,13 +298,17 @@ fn hello_known(
         return;
     }
     let link = session.secure.as_mut().expect("secure session");
-    // Told apart from any other failure only in the log: it proves nothing to the peer.
+    // Looked at, not spent: message 1 proves nothing, anyone with the server's public key can
+    // send it. Told apart from any other failure only in the log: the peer may be anyone.
     if !link
         .endpoint
         .limiter
-        .admit_client(&hello.client_id, Instant::now())
+        .client_may_try(&hello.client_id, Instant::now())
     {
-        let why = format!("handshake rate of client {:?} exceeded", hello.client_id);
+        let why = format!(
+            "client {:?} is past its failed-handshake rate",
+            hello.client_id
+        );
         return reject(session, ctx, &why);
     }
     link.version = negotiate_version(hello.version);
@@ -329,8 +364,13 @@ fn on_signature(
     last_seen_order: u64,
 ) {
     let link = session.secure.as_mut().expect("secure session");
+    link.held_rsa_slot = None;
     let client_key = link.client_key.clone().expect("known after the hello");
     if let Err(error) = verify_challenge(&client_key, data_to_sign, signature) {
+        // The one step that spends the client id's budget: a proof that failed.
+        link.endpoint
+            .limiter
+            .failed_proof(&link.client_id, Instant::now());
         return reject_error(session, ctx, error);
     }
     let (client_id, sequence) = (link.client_id.clone(), link.sequence.clone());
@@ -441,6 +481,15 @@ fn on_message(session: &mut Session, ctx: &mut WebsocketContext<Session>, frame:
             run_inbox(session, ctx, &message.json);
         }
         ClientMessageType::RpcRequest => {
+            if link.last_request_id.is_some_and(|last| message.id <= last) {
+                log::debug!(
+                    "secure transport: request id {} after {:?}",
+                    message.id,
+                    link.last_request_id
+                );
+                return session.close(ctx, Disconnect::INVALID_SEQUENCE, false);
+            }
+            link.last_request_id = Some(message.id);
             let Ok(call) = serde_json::from_slice::<RpcCall>(&message.json) else {
                 let d =
                     Disconnect::BAD_REQUEST.with_reason("an RPC_REQUEST is {\"method\", \"data\"}");
