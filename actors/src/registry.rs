@@ -1071,7 +1071,7 @@ impl Handler<crate::fault::InjectPanic> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: crate::fault::InjectPanic, _: &mut Context<Self>) {
-        panic!("injected panic in the Registry (RPC_CRYPTO_FAULT_INJECTION)");
+        panic!("injected panic in the Registry (TEST_RPC_CRYPTO_FAULT_INJECTION)");
     }
 }
 

@@ -1015,7 +1015,7 @@ impl Handler<crate::fault::InjectPanic> for Router {
     type Result = ();
 
     fn handle(&mut self, _: crate::fault::InjectPanic, _: &mut Context<Self>) {
-        panic!("injected panic in the Router (RPC_CRYPTO_FAULT_INJECTION)");
+        panic!("injected panic in the Router (TEST_RPC_CRYPTO_FAULT_INJECTION)");
     }
 }
 

@@ -31,10 +31,10 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// `ticker` (read only).
 pub const TEST_NAMESPACES: &str = "[{name = \"chat\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_subscriber = true, allow_publish_for_anonymous = true}, {name = \"open\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true, allow_publish_for_client = true, allow_publish_for_anonymous = true}, {name = \"ticker\", allow_subscribe_for_client = true, allow_subscribe_for_anonymous = true}]";
 
-/// The server binary the tests run: cargo's, or `RPC_CRYPTO_TEST_BINARY` (to run a test against
+/// The server binary the tests run: cargo's, or `TEST_RPC_CRYPTO_BINARY` (to run a test against
 /// another build, e.g. to see a regression test fail on the commit before its fix).
 pub fn binary() -> String {
-    std::env::var("RPC_CRYPTO_TEST_BINARY")
+    std::env::var("TEST_RPC_CRYPTO_BINARY")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rpc-crypto").to_owned())
 }
 
@@ -125,6 +125,11 @@ impl Server {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     /// Waits for the process to end after a signal.

@@ -110,7 +110,7 @@ impl Method {
                     Some("router") => session.router.do_send(crate::fault::InjectPanic),
                     Some("registry") => session.registry.do_send(crate::fault::InjectPanic),
                     Some("session") => {
-                        panic!("injected panic in a Session (RPC_CRYPTO_FAULT_INJECTION)")
+                        panic!("injected panic in a Session (TEST_RPC_CRYPTO_FAULT_INJECTION)")
                     }
                     _ => return fail(session, id, ErrorReply::BAD_REQUEST),
                 }
