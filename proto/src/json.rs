@@ -73,10 +73,11 @@ impl JsonText {
         // UTF-8 first: serde_json skips over string contents it is not asked to keep without
         // checking them.
         let text = std::str::from_utf8(&data).map_err(|_| DataError::NotUtf8)?;
-        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(DataError::NotJson)?;
+        // Depth before parsing: the parse below recurses once per level.
         if nesting_depth(&data) > MAX_DEPTH {
             return Err(DataError::TooDeep);
         }
+        serde_json::from_str::<Checked>(text).map_err(DataError::NotJson)?;
         if !data.contains(&b'\n') {
             return Ok(JsonText(data));
         }
@@ -124,6 +125,63 @@ impl std::ops::Deref for JsonText {
 impl std::fmt::Debug for JsonText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "JsonText({} bytes)", self.0.len())
+    }
+}
+
+/// A JSON value read through and dropped, its strings decoded: unlike `IgnoredAny`, which skips
+/// string contents, this refuses what a strict reader would (an escaped lone surrogate such as
+/// `"\ud800"`, a number out of a float's range such as `1e999`), so every subscriber's parser
+/// can read what was accepted. Borrowed strings
+/// without escapes are not copied.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
     }
 }
 
@@ -190,6 +248,19 @@ mod tests {
         ));
         let brackets_in_a_string = format!("[\"{}\\\"{}\"]", "[".repeat(100), "{".repeat(100));
         assert!(parse(brackets_in_a_string.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn strings_are_decoded_so_lone_surrogates_are_refused() {
+        assert!(matches!(parse(b"\"\\ud800\""), Err(DataError::NotJson(_))));
+        assert!(matches!(
+            parse(b"{\"\\udc00\":1}"),
+            Err(DataError::NotJson(_))
+        ));
+        assert!(parse(b"\"\\ud83d\\ude00 \\u0000\"").is_ok());
+        // A number no 64-bit float holds is refused too: strict readers refuse it.
+        assert!(matches!(parse(b"1e999"), Err(DataError::NotJson(_))));
+        assert!(parse(b"[1e300, -0, {\"a\": null}]").is_ok());
     }
 
     #[test]
