@@ -247,6 +247,21 @@ async fn invalid_utf8_text_is_3501() {
 }
 
 #[tokio::test]
+async fn a_bare_continuation_frame_is_3501_with_the_documented_reason() {
+    let server = Server::start(&[]);
+    let (mut client, _) = Client::connect(&server, Format::Json).await;
+    use tokio_tungstenite::tungstenite::protocol::frame::{coding::Data, coding::OpCode, Frame};
+    let frame = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Continue), true);
+    client.send_message(Message::Frame(frame)).await;
+    let closed = client.closed().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (3501, "unexpected continuation frame")
+    );
+    server.assert_no_panic();
+}
+
+#[tokio::test]
 async fn bad_input_leaves_no_session_behind() {
     let server = Server::start(&[("RPC_CRYPTO_LIMITS__MAX_SESSIONS", "3")]);
     // Ten sessions ended by bad input, one after another, under a limit of three...

@@ -284,3 +284,37 @@ async fn the_echoed_subprotocol_names_the_format_spoken() {
         assert_eq!(got.as_deref(), echoed, "offer {offer:?}{query}");
     }
 }
+
+#[tokio::test]
+async fn connections_during_shutdown_get_4102() {
+    let mut server = Server::start(&[("RPC_CRYPTO_SHUTDOWN_TIMEOUT", "5s")]);
+    // A subscriber that stops reading keeps the shutdown waiting for its queue to flush.
+    let (mut stalled, _) = Client::connect(&server, Format::Json).await;
+    assert_eq!(
+        error_code(&stalled.call(subscribe(2, "open:flood")).await),
+        0
+    );
+    // (It reads nothing more from here on.)
+    let (mut writer, _) = Client::connect(&server, Format::Json).await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(16 * 1024));
+    for n in 0..400 {
+        writer.send(&[publish(10 + n, "open:flood", &big)]).await;
+    }
+    writer.reply_to(409).await;
+    server.terminate();
+    // The shutdown notice went out and the stalled session is still being flushed: a new
+    // connection in the meantime is told the server takes no sessions.
+    let started = std::time::Instant::now();
+    let late = loop {
+        let mut client = Client::open(&server.url, Format::Json).await;
+        client.send(&[connect(1)]).await;
+        match client.next_item_or_close().await {
+            Ok(_) if started.elapsed() < Duration::from_secs(5) => continue,
+            Ok(item) => panic!("still connecting after 5 s: {item:?}"),
+            Err(closed) => break closed,
+        }
+    };
+    assert_eq!(late.code, 4102, "{late:?}");
+    drop(stalled);
+    assert!(server.wait_exit().success());
+}

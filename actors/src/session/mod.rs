@@ -776,6 +776,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
                 let d = Disconnect::BAD_REQUEST.with_reason("message too large");
                 self.close(ctx, d, true);
             }
+            // actix-http checks fragment order itself before `continuation` sees a frame.
+            Err(
+                ws::ProtocolError::ContinuationNotStarted
+                | ws::ProtocolError::ContinuationStarted
+                | ws::ProtocolError::ContinuationFragment(_),
+            ) => {
+                let d = Disconnect::BAD_REQUEST.with_reason("unexpected continuation frame");
+                self.close(ctx, d, true);
+            }
             Err(error) => {
                 let d = Disconnect::BAD_REQUEST.with_reason(error.to_string());
                 self.close(ctx, d, true);
