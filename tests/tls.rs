@@ -347,6 +347,36 @@ async fn mutual_tls_refuses_a_certificate_that_names_no_user() {
 }
 
 #[tokio::test]
+async fn a_certificate_whose_name_crosses_the_user_boundary_is_refused_with_3507() {
+    let pki = Pki::new();
+    let server = pki.server("required");
+    // `carol#alice` would be given `orders:sim#carol#alice`, which alice may read.
+    let crossing = pki.ca.client("carol#alice");
+    let url = url(&server, "wss", "localhost");
+    let ws = open_wss(&url, pki.client_config(Some(&crossing)))
+        .await
+        .expect("the TLS handshake passes");
+    let mut client = JsonClient::new(ws);
+    client.send(json!({"id": 1, "connect": {}})).await;
+    let close = loop {
+        match tokio::time::timeout(WAIT, client.ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 3507);
+    assert_eq!(
+        close.reason.as_str(),
+        "the client certificate's name contains `#` or `,`"
+    );
+    server.assert_no_panic();
+}
+
+#[tokio::test]
 async fn mutual_tls_refuses_a_client_without_a_certificate() {
     let pki = Pki::new();
     let server = pki.server("required");

@@ -308,6 +308,21 @@ pub fn is_listable(channel: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn user_names_may_not_cross_the_user_boundary() {
+        for name in ["carol#alice", "alice,carol", "tab\tname", "nul\0"] {
+            assert!(user_name_problem(name).is_some(), "{name:?}");
+        }
+        assert!(user_name_problem(&"x".repeat(129)).is_some());
+        for name in ["", "alice", "Ålice Bob", "x@example.com", &"x".repeat(128)] {
+            assert_eq!(user_name_problem(name), None, "{name:?}");
+        }
+        // A secure client id is its session's user: the same rule, on top of its own.
+        assert!(!crate::settings::valid_client_id("carol#alice"));
+        assert!(!crate::settings::valid_client_id("a,b"));
+        assert!(crate::settings::valid_client_id("client-1"));
+    }
+
     fn rules() -> ChannelRules {
         let open = ChannelOptions {
             allow_subscribe_for_client: true,
