@@ -393,7 +393,7 @@ impl Recording {
     }
 
     /// The answer to a GET of `target` when the replay stands at `clock` (recorded time).
-    fn answer(&self, target: &str, clock: f64) -> Option<&str> {
+    pub fn answer(&self, target: &str, clock: f64) -> Option<&str> {
         let answers = self.answers.get(&request_key(target))?;
         let answer = answers
             .iter()
