@@ -88,11 +88,17 @@ impl JsonText {
         Ok(JsonText(Bytes::from(spaced)))
     }
 
-    /// The server's own value, as serde_json writes it (compact: one line, UTF-8).
+    /// The server's own value, as serde_json writes it (compact: one line, UTF-8). Its depth
+    /// is checked: a value may embed an exchange's message (`ccxt::Info`, itself at most
+    /// [`MAX_DEPTH`] deep), and the structure around it adds levels.
     pub fn serialize<T: serde::Serialize + ?Sized>(
         value: &T,
     ) -> Result<JsonText, serde_json::Error> {
-        serde_json::to_vec(value).map(|bytes| JsonText(Bytes::from(bytes)))
+        let bytes = serde_json::to_vec(value)?;
+        if nesting_depth(&bytes) > MAX_DEPTH {
+            return Err(serde::ser::Error::custom(DataError::TooDeep));
+        }
+        Ok(JsonText(Bytes::from(bytes)))
     }
 
     /// The JSON text.
