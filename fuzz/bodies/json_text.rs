@@ -3,7 +3,8 @@
 //! What it accepts is valid UTF-8 on one line, the same JSON value as the input (raw newlines
 //! only ever separate tokens), a value a strict reader (serde_json's `Value`) reads, nested at
 //! most `MAX_DEPTH` deep, and accepted again unchanged. What it refuses is refused for the reason
-//! it gives: not JSON is what a strict reader refuses too.
+//! it gives: not JSON is what a strict reader refuses too, or an object with serde_json's own
+//! key.
 
 use bytes::Bytes;
 use rpc_crypto_proto::json::{DataError, JsonText, MAX_DEPTH};
@@ -27,6 +28,8 @@ pub fn run(data: &[u8]) {
         }
         Err(DataError::Empty) => assert!(data.iter().all(u8::is_ascii_whitespace)),
         Err(DataError::NotUtf8) => assert!(std::str::from_utf8(data).is_err()),
+        // serde_json reads its reserved key (`json::RAW_VALUE_KEY`) as something else, maybe.
+        Err(DataError::NotJson(e)) if e.to_string().contains("is reserved") => {}
         Err(DataError::NotJson(_)) => {
             assert!(serde_json::from_slice::<Value>(data).is_err());
         }
