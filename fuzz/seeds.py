@@ -6,6 +6,10 @@ run of at least five minutes each and `cargo fuzz cmin` (see README.md); run thi
 start a corpus afresh (it adds files, it removes none).
 
 Inputs whose first byte picks a mode (see each body's module doc) get that byte here.
+
+`seeds.py pack DIR` instead joins the files of DIR (a line-based target's corpus, whose lines
+decode each on its own: commands_json) into files of up to 2 KiB, one line of each, replacing
+them; a `cmin` that adds the originals back for what the joined files miss follows (README.md).
 """
 
 import hashlib
@@ -316,7 +320,30 @@ def seed_secure():
         write("handshake_parser", data)
 
 
+def pack(directory, limit=2048):
+    names = sorted(os.listdir(directory))
+    inputs = sorted((open(os.path.join(directory, n), "rb").read() for n in names), key=len)
+    packs, current = [], b""
+    for data in inputs:
+        joined = data if not current else current + b"\n" + data
+        if len(joined) > limit and current:
+            packs.append(current)
+            current = data
+        else:
+            current = joined
+    if current:
+        packs.append(current)
+    for n in names:
+        os.remove(os.path.join(directory, n))
+    for data in packs:
+        with open(os.path.join(directory, hashlib.sha1(data).hexdigest()), "wb") as f:
+            f.write(data)
+    print(f"{len(inputs)} files joined into {len(packs)}", file=sys.stderr)
+
+
 def main():
+    if sys.argv[1:2] == ["pack"]:
+        return pack(sys.argv[2])
     seed_commands()
     seed_json_text()
     seed_ecb()
