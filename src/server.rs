@@ -140,13 +140,6 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         );
     }
     let exchanges = Exchanges::new(adapters);
-    let health = Health::new(
-        registry.clone(),
-        router.clone(),
-        exchanges.clone(),
-        &config.health,
-    );
-    health.spawn_watchdog(&config.health);
     SysStats::new(registry.clone(), router.clone(), SYS_STATS_INTERVAL).start();
     let rates = (config.rates.source != RatesSource::Off).then(|| {
         let adapter = RatesAdapter::new(config.rates.clone(), router.clone().recipient()).start();
@@ -156,6 +149,14 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         });
         adapter.recipient()
     });
+    let health = Health::new(
+        registry.clone(),
+        router.clone(),
+        exchanges.clone(),
+        rates.clone(),
+        &config.health,
+    );
+    health.spawn_watchdog(&config.health);
     let health_endpoints = web::Data::new(health.clone());
     let api = web::Data::new(ApiState {
         key: config.api.key.clone(),
