@@ -20,6 +20,7 @@
 //!   its sessions and reloaded when the key files change or on SIGHUP.
 //! - [`handshake_limit`]: the secure transport's handshake rate limits, per address and per client.
 //! - `fault` (debug builds only): fault injection for the supervision tests (`debug.panic`).
+//! - [`capacity`]: shrinking the tables a crowd of sessions or channels left behind.
 //!
 //! A message's path: socket → `Session` (`StreamHandler<ws::Message>`) → `commands::dispatch` →
 //! e.g. `commands/publish.rs` → `Router` (`Handler<Publish>`) → each subscriber's `Outbox` →
@@ -27,6 +28,7 @@
 
 pub mod adapters;
 pub mod auth;
+pub mod capacity;
 pub mod channel;
 pub mod encode;
 #[cfg(debug_assertions)]
