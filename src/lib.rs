@@ -8,6 +8,7 @@
 //! - [`server`]: the actix-web app, the WebSocket endpoint and graceful shutdown.
 //! - [`health`]: `/health`, `/ready`, and the watchdog that ends the process when a core actor
 //!   fails.
+//! - [`logs`]: the log on stderr, text or JSON lines (`[log] format`).
 //! - [`memory`]: freed memory given back to the system after a crowd of clients left.
 //! - [`record`]: `rpc-crypto record`, one exchange adapter's traffic to a file.
 //! - `main.rs`: the command line.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod logs;
 pub mod memory;
 pub mod record;
 pub mod server;
