@@ -727,9 +727,10 @@ impl Actor for Session {
     }
 }
 
-/// A session that did not stop (its actor panicked and the unwinding drops it, or its connection's
-/// task ended first) still leaves the Router and the Registry: its connection ends with it, its subscriptions are dropped, and its
-/// slot counts against no limit. The other sessions go on.
+/// The last guard: a session dropped without `stopped` having run still leaves the Router and the
+/// Registry, so its subscriptions go and its slot counts against no limit. (When a handler panics,
+/// actix stops the actor as its context is dropped, so `stopped` usually runs first and this
+/// finds nothing to do; tests/hardening.rs checks what is left after a Session's panic.)
 impl Drop for Session {
     fn drop(&mut self) {
         let Some(registration) = self.registration.take() else {
