@@ -8,6 +8,7 @@
 //! - [`server`]: the actix-web app, the WebSocket endpoint and graceful shutdown.
 //! - [`health`]: `/health`, `/ready`, and the watchdog that ends the process when a core actor
 //!   fails.
+//! - [`probe`]: `rpc-crypto health`, one `GET /health` to a running broker.
 //! - [`record`]: `rpc-crypto record`, one exchange adapter's traffic to a file.
 //! - `main.rs`: the command line.
 //!
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod probe;
 pub mod record;
 pub mod server;
 pub mod tls;
