@@ -430,4 +430,16 @@ fn health_refuses_a_url_it_cannot_ask() {
     let output = run(rpc_crypto().args(["health", "--url", "https://127.0.0.1:8000/health"]));
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("https"), "{}", stderr(&output));
+
+    // A TLS listener, from the config: refused before anything is sent, with the reason.
+    let output = run(rpc_crypto()
+        .arg("health")
+        .env("RPC_CRYPTO_TLS__CERT", "/etc/rpc-crypto/cert.pem")
+        .env("RPC_CRYPTO_TLS__KEY", "/etc/rpc-crypto/key.pem"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("speaks TLS"),
+        "{}",
+        stderr(&output)
+    );
 }
