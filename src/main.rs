@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use rpc_crypto::config::Config;
 use rpc_crypto::logs::{self, LogSettings};
+use rpc_crypto::probe::{self, Target};
 use rpc_crypto::server::{self, WEBSOCKET_PATH};
 use rpc_crypto_actors::auth::{generate_secret, sign_hs256, TokenVerifier};
 
@@ -85,6 +86,21 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Ask a running broker's `GET /health` (a container's HEALTHCHECK): exit status 0 when it
+    /// answers 200, 1 with the reason on stderr otherwise (503, refused, no answer in time).
+    Health {
+        /// The URL to ask (plain `http://`); without it, `/health` on the config's `listen`
+        /// address (an unspecified `0.0.0.0` on 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+        /// A TOML config file for `listen`; without one, the embedded default (plus
+        /// `RPC_CRYPTO_` variables, `RPC_CRYPTO_LISTEN` included).
+        #[arg(long, short, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// How long connecting and the answer may take in all ("2s", "500ms").
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// Write a new RSA key pair for the secure transport ([secure]): `PREFIX.key.pem`, the
     /// private key (PKCS#8, readable by its owner only), and `PREFIX.pub.pem`, the public key
     /// (SPKI).
@@ -126,6 +142,11 @@ fn main() -> anyhow::Result<()> {
             logs::init(&LogSettings::default());
             keygen(&out, bits, force)
         }
+        Command::Health {
+            url,
+            config,
+            timeout,
+        } => health(url, config, timeout),
         Command::Record {
             exchange,
             channels,
@@ -378,6 +399,26 @@ fn checkconfig(path: Option<PathBuf>) -> anyhow::Result<()> {
             .context("invalid config")?;
     }
     println!("config ok");
+    Ok(())
+}
+
+fn health(url: Option<String>, path: Option<PathBuf>, timeout: Duration) -> anyhow::Result<()> {
+    let target = match url {
+        Some(url) => Target::parse(&url)?,
+        None => {
+            let config =
+                Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+            if config.tls.cert.is_some() {
+                bail!(
+                    "the listener speaks TLS (tls.cert is set) and `rpc-crypto health` plain \
+                     HTTP only: give --url of a plain listener, or probe over HTTPS"
+                );
+            }
+            Target::of_listener(config.listen)
+        }
+    };
+    let healthy = probe::check(&target, timeout).context("unhealthy")?;
+    println!("{}: {} {}", target.url(), healthy.status, healthy.body);
     Ok(())
 }
 
