@@ -1,64 +1,9 @@
-//! Decrypts and decodes arbitrary bytes as secure-transport frames, with a fixed AES key.
-//!
-//! The first byte picks the path: even, the rest is a frame as received (length checks, AES-CBC,
-//! constant-time PKCS#7, then the parsers); odd, the rest is sealed first with the fixed key, so
-//! the parsers see fuzzer-chosen plaintext. Decoding must never panic, and whatever decodes must
-//! re-encode to the same bytes (the decoders are strict, the encoding canonical).
+//! Fuzz target `frame_decoder`: the body is `bodies::frame_decoder::run` (see its module doc),
+//! shared with the stable replay of the corpora in `tests/fuzz_corpora.rs`.
 #![no_main]
 
-use std::sync::OnceLock;
+#[allow(dead_code)]
+#[path = "../bodies/mod.rs"]
+mod bodies;
 
-use libfuzzer_sys::fuzz_target;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rpc_crypto_proto::secure::frame::{open, seal};
-use rpc_crypto_proto::secure::{
-    open_client_frame, open_server_frame, AesKey, ClientLayout, ClientMessage, PublicKey,
-    ServerMessage,
-};
-
-/// A fixed RSA-2048 client public key (the `secure` module's interop test key; public only).
-/// Generating a key at startup instead takes seconds under the sanitizer.
-const CLIENT_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAijwwpkt10PzeByDDU3bL
-RnzXNcWFlclJUHy3C2thPJYumEKoE8gJEhGlmZUnyyM6En7fUaZmRvp/LrvKk/H7
-L40dx/wV1G8Hr1qMQNBmTS+dL6Y+A0u50ZXMs6kA6bvHF38QMgD4t+zktdf58fS3
-FKBbOquq4Oe8A60hF3gt/dL0ZpTeRx6STI6FeF/AEe29QS8Zj7hd4ffZbM4fnqer
-/LlmVW37Gp5kRmTK5Ad0F2XNK6DAQbhVpOqZvJeVYin/WHFtyZ7dU8snREBCftgo
-3MV9AjzYnt0ZkZDBwEP7N703g43dF9s5qPaY+npt9p/AlDBzN8uvYDI0B1IPfZJz
-JQIDAQAB
------END PUBLIC KEY-----
-";
-
-fn client_key() -> &'static PublicKey {
-    static KEY: OnceLock<PublicKey> = OnceLock::new();
-    KEY.get_or_init(|| PublicKey::from_pem(CLIENT_PUBLIC_PEM).expect("test key"))
-}
-
-fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let key = AesKey::from_bytes([0x5a; 32]);
-    let frame = if mode % 2 == 0 {
-        rest.to_vec()
-    } else {
-        let frame = seal(&key, &mut StdRng::seed_from_u64(0), rest);
-        assert_eq!(open(&key, &frame).expect("own frame opens"), rest);
-        frame
-    };
-
-    if let Ok(message) = open_client_frame(&key, ClientLayout::Plain, client_key(), &frame) {
-        let plaintext = open(&key, &frame).expect("opened once");
-        assert_eq!(message.encode().expect("re-encode"), plaintext);
-        assert_eq!(ClientMessage::decode(&plaintext), Ok(message));
-    }
-    // Reaching the signature check is enough: a forged signature must not verify.
-    let _ = open_client_frame(&key, ClientLayout::Signed, client_key(), &frame);
-    if let Ok(message) = open_server_frame(&key, &frame) {
-        let plaintext = open(&key, &frame).expect("opened once");
-        assert_eq!(message.encode().expect("re-encode"), plaintext);
-        let again = ServerMessage::decode(&plaintext).expect("decodes again");
-        assert_eq!(again.encode().expect("re-encode"), plaintext);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::frame_decoder::run(data));

@@ -88,11 +88,17 @@ impl JsonText {
         Ok(JsonText(Bytes::from(spaced)))
     }
 
-    /// The server's own value, as serde_json writes it (compact: one line, UTF-8).
+    /// The server's own value, as serde_json writes it (compact: one line, UTF-8). Its depth
+    /// is checked: a value may embed an exchange's message (`ccxt::Info`, itself at most
+    /// [`MAX_DEPTH`] deep), and the structure around it adds levels.
     pub fn serialize<T: serde::Serialize + ?Sized>(
         value: &T,
     ) -> Result<JsonText, serde_json::Error> {
-        serde_json::to_vec(value).map(|bytes| JsonText(Bytes::from(bytes)))
+        let bytes = serde_json::to_vec(value)?;
+        if nesting_depth(&bytes) > MAX_DEPTH {
+            return Err(serde::ser::Error::custom(DataError::TooDeep));
+        }
+        Ok(JsonText(Bytes::from(bytes)))
     }
 
     /// The JSON text.
@@ -180,8 +186,41 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        while map.next_entry::<CheckedKey, Checked>()?.is_some() {}
         Ok(Checked)
+    }
+}
+
+/// The key serde_json, with its `raw_value` feature (on in this workspace), takes for its own
+/// `RawValue`: an object with it does not read as a `Value` (`serde_json::to_value` of a
+/// structure embedding it fails, or makes another value of it), so no data may hold it.
+const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+/// An object key, checked not to be [`RAW_VALUE_KEY`].
+struct CheckedKey;
+
+impl<'de> serde::Deserialize<'de> for CheckedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(CheckedKeyVisitor)
+    }
+}
+
+struct CheckedKeyVisitor;
+
+impl serde::de::Visitor<'_> for CheckedKeyVisitor {
+    type Value = CheckedKey;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<CheckedKey, E> {
+        if key == RAW_VALUE_KEY {
+            return Err(E::custom(format_args!(
+                "the key {RAW_VALUE_KEY:?} is reserved"
+            )));
+        }
+        Ok(CheckedKey)
     }
 }
 
@@ -260,6 +299,14 @@ mod tests {
         assert!(parse(b"\"\\ud83d\\ude00 \\u0000\"").is_ok());
         // A number no 64-bit float holds is refused too: strict readers refuse it.
         assert!(matches!(parse(b"1e999"), Err(DataError::NotJson(_))));
+        // serde_json's own key, however written (fuzz/regressions/json_text/).
+        for reserved in [
+            &b"{\"$serde_json::private::RawValue\":1.5}"[..],
+            b"[{\"a\":{\"\\u0024serde_json::private::RawValue\":\"1\"}}]",
+        ] {
+            assert!(matches!(parse(reserved), Err(DataError::NotJson(_))));
+        }
+        assert!(parse(b"{\"$serde_json::private::RawValue \":1}").is_ok());
         assert!(parse(b"[1e300, -0, {\"a\": null}]").is_ok());
     }
 

@@ -451,9 +451,10 @@ where
 }
 
 /// Reads a response as it arrives, without rescanning what was already seen (a server sending
-/// a byte at a time must not cost quadratic time).
+/// a byte at a time must not cost quadratic time). Public so that the fuzz target feeds it as
+/// [`send`] does.
 #[derive(Debug)]
-struct ResponseReader {
+pub struct ResponseReader {
     /// The largest body accepted.
     max_body: usize,
     /// Fail with [`HttpError::Status`] on any final status but 200, without reading the body.
@@ -465,7 +466,9 @@ struct ResponseReader {
 }
 
 impl ResponseReader {
-    fn new(max_body: usize, only_ok: bool) -> Self {
+    /// A reader of one response whose body may have at most `max_body` bytes; with `only_ok`,
+    /// any final status but 200 is [`HttpError::Status`] (as [`get`] wants).
+    pub fn new(max_body: usize, only_ok: bool) -> Self {
         ResponseReader {
             max_body,
             only_ok,
@@ -481,7 +484,7 @@ impl ResponseReader {
 
     /// Looks at everything received so far (`buf`; `eof`: the server closed the connection), and
     /// returns the response once complete. Informational (1xx) answers are dropped from `buf`.
-    fn advance(&mut self, buf: &mut Vec<u8>, eof: bool) -> Result<Option<Response>, HttpError> {
+    pub fn advance(&mut self, buf: &mut Vec<u8>, eof: bool) -> Result<Option<Response>, HttpError> {
         let (status, start, framing) = loop {
             if let Some(head) = self.head {
                 break head;

@@ -869,6 +869,34 @@ fn timestamp_writes_both_keys() {
 
 // ---------------------------------------------------------------- info
 
+/// Found by the fuzz targets `binance`, `coinbase` and `kraken_v1` (fuzz/regressions/): text
+/// serde_json's RawValue takes but no publication may hold.
+#[test]
+fn info_keeps_only_what_a_publication_may_hold() {
+    let raw = |text: &str| serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+    for unreadable in [r#"{"x":1e999}"#, r#"["\ud800"]"#] {
+        assert!(Info::from_json(unreadable).is_err(), "{unreadable}");
+        let info = Info::from(raw(unreadable));
+        assert_eq!(info, Info::NONE, "{unreadable}");
+        // What the adapters answer calls through: it fails on such text.
+        serde_json::to_value(&info).expect("no unreadable text kept");
+    }
+    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+    assert!(Info::from_json(&deep).is_err());
+    assert_eq!(Info::from(raw(&deep)), Info::NONE);
+    assert_eq!(Info::from(raw("{\"a\":\n1}")).as_str(), Some("{\"a\": 1}"));
+    assert_eq!(
+        Info::from_json("{\"a\":\n1}").unwrap().as_str(),
+        Some("{\"a\": 1}")
+    );
+    // At most 64 deep itself, with the structure around it a value may be deeper: refused.
+    let deepest = format!("{}{}", "[".repeat(64), "]".repeat(64));
+    let mut ticker = Ticker::new("BTC/USDT", Timestamp::NONE);
+    ticker.info = Info::from(raw(&deepest));
+    assert!(!ticker.info.is_none());
+    assert!(crate::json::JsonText::serialize(&ticker).is_err());
+}
+
 #[test]
 fn info_embeds_raw_json() {
     let info = raw_info();

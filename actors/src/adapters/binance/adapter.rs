@@ -1224,7 +1224,7 @@ fn read_answer(body: &str, then: Then, markets: &Markets) -> Result<Value, Excha
 /// `GET /api/v3/ticker/24hr` → ccxt Ticker. ccxt's `parseTicker` reads the REST names as its
 /// `parseWsTicker` reads the stream's, so the answer is renamed to the `24hrTicker` event's
 /// fields and read by the same parser; `info` is the REST answer.
-fn ticker_of_rest(body: &str, markets: &Markets) -> Result<Value, ExchangeError> {
+pub fn ticker_of_rest(body: &str, markets: &Markets) -> Result<Value, ExchangeError> {
     const NAMES: &[(&str, &str)] = &[
         ("symbol", "s"),
         ("priceChange", "p"),

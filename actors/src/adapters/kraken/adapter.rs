@@ -1559,7 +1559,7 @@ async fn rest_get(url: &str) -> Result<Box<RawValue>, ExchangeError> {
 
 /// A `Depth` result (`{"asks":[["price","volume",time],...],"bids":[...]}`) as a ccxt book,
 /// as ccxt's `fetchOrderBook` makes it (no timestamp, no nonce).
-fn parse_rest_depth(result: &str, symbol: &str) -> Result<OrderBook, ExchangeError> {
+pub fn parse_rest_depth(result: &str, symbol: &str) -> Result<OrderBook, ExchangeError> {
     #[derive(Deserialize)]
     struct Depth {
         asks: Vec<Vec<Value>>,
@@ -1592,7 +1592,7 @@ fn parse_rest_depth(result: &str, symbol: &str) -> Result<OrderBook, ExchangeErr
 
 /// A `Ticker` result as ccxt's `fetchTicker` makes it, through the v1 ticker parser (the REST
 /// ticker has the WebSocket's fields, `o` as one string).
-fn parse_rest_ticker(
+pub fn parse_rest_ticker(
     result: &str,
     ws_name: &str,
     markets: &KrakenMarkets,

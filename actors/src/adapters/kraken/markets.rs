@@ -25,7 +25,7 @@ use rpc_crypto_proto::ccxt::{common_currency, Info, Market, MinMax, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::adapters::decimal::{Decimal, DIV_PRECISION};
+use crate::adapters::decimal::{Decimal, DIV_PRECISION, MAX_LEN};
 
 /// Why the market list could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +161,15 @@ fn market(id: &str, raw: &RawValue) -> Result<KrakenPair, &'static str> {
         .wsname
         .ok_or("no wsname: not traded on the WebSocket")?;
     let (base, quote) = ws_name.split_once('/').ok_or("wsname is not BASE/QUOTE")?;
+    // The v2 book checksum writes each price and quantity with these decimals: more than a
+    // number the book keeps can have (`decimal::MAX_LEN` characters) would only cost time,
+    // billions of padding digits per level for a hostile answer.
+    if [pair.pair_decimals, pair.lot_decimals]
+        .iter()
+        .any(|&d| usize::try_from(d).map_or(true, |d| d > MAX_LEN))
+    {
+        return Err("pair_decimals or lot_decimals beyond 64");
+    }
     let symbol = Symbol::spot(common_currency(base), common_currency(quote))
         .map_err(|_| "wsname has a malformed currency")?;
     let mut market = Market::new(id, &symbol, pair.base, pair.quote);

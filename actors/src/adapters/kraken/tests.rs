@@ -153,6 +153,16 @@ fn bad_market_lists_are_errors() {
     let markets = KrakenMarkets::from_asset_pairs(odd).unwrap();
     assert!(markets.is_empty());
     assert_eq!(markets.skipped().len(), 2);
+    // Decimals no number has: each v2 checksum would write that many digits per level
+    // (fuzz/regressions/kraken_v2/asset-pairs-with-huge-decimals).
+    let huge = r#"{"error":[],"result":{"XXBTZUSD":{"wsname":"XBT/USD","base":"XXBT",
+        "quote":"ZUSD","pair_decimals":400000000,"lot_decimals":8}}}"#;
+    let markets = KrakenMarkets::from_asset_pairs(huge).unwrap();
+    assert!(markets.is_empty());
+    assert_eq!(
+        markets.skipped()[0].reason,
+        "pair_decimals or lot_decimals beyond 64"
+    );
 }
 
 // ---------------------------------------------------------------- books
