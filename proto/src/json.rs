@@ -17,9 +17,11 @@ pub mod raw {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_json::value::RawValue;
 
+    /// A raw newline, only ever white space between tokens, is written as a space: embedded as
+    /// is, it would split the JSON line the message is.
     pub fn serialize<S: Serializer>(value: &Bytes, serializer: S) -> Result<S::Ok, S::Error> {
         let text = std::str::from_utf8(value).map_err(S::Error::custom)?;
-        let raw = RawValue::from_string(text.to_owned()).map_err(S::Error::custom)?;
+        let raw = RawValue::from_string(text.replace('\n', " ")).map_err(S::Error::custom)?;
         serde::Serialize::serialize(&raw, serializer)
     }
 
@@ -308,6 +310,25 @@ mod tests {
         }
         assert!(parse(b"{\"$serde_json::private::RawValue \":1}").is_ok());
         assert!(parse(b"[1e300, -0, {\"a\": null}]").is_ok());
+    }
+
+    /// Found by hand after the commands_protobuf fuzz target's property: a Protobuf client's
+    /// data written into a JSON message (fuzz/regressions/commands_protobuf/).
+    #[test]
+    fn embedded_json_is_written_on_one_line() {
+        let command = crate::protocol::Command {
+            id: 1,
+            publish: Some(crate::protocol::PublishRequest {
+                channel: "c".into(),
+                data: Bytes::from_static(b"[1,\n2]"),
+            }),
+            ..Default::default()
+        };
+        let frame = crate::codec::encode_commands(crate::Format::Json, &[command]).unwrap();
+        assert_eq!(
+            &frame[..],
+            br#"{"id":1,"publish":{"channel":"c","data":[1, 2]}}"#
+        );
     }
 
     #[test]
