@@ -25,6 +25,7 @@ use rpc_crypto_actors::settings::{
 use serde::{Deserialize, Serialize};
 
 use crate::health::HealthSettings;
+use crate::logs::LogSettings;
 use crate::tls::TlsSettings;
 
 /// The prefix of the environment variables that override options.
@@ -71,6 +72,8 @@ pub struct Config {
     pub replay: ReplaySettings,
     /// Liveness checks of the core actors, and what a failed one does.
     pub health: HealthSettings,
+    /// The log's format (its level is `RUST_LOG`'s).
+    pub log: LogSettings,
 }
 
 /// The `[exchanges.*]` tables: one per real exchange adapter.
@@ -171,6 +174,7 @@ impl Default for Config {
             workers: 0,
             shutdown_timeout: Duration::from_secs(10),
             health: HealthSettings::default(),
+            log: LogSettings::default(),
             upstream_linger: rpc_crypto_actors::router::DEFAULT_LINGER,
             client: ClientSettings::default(),
             limits: SessionLimits::default(),
@@ -498,6 +502,18 @@ mod tests {
         assert_eq!(config.limits.max_sessions, 5);
         assert_eq!(config.namespaces.len(), 1);
         assert!(config.namespaces[0].options.allow_publish_for_client);
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        use crate::logs::LogFormat;
+        assert_eq!(Config::default().log.format, LogFormat::Text);
+        let json = Config::load(None, env(&[("RPC_CRYPTO_LOG__FORMAT", "json")])).unwrap();
+        assert_eq!(json.log.format, LogFormat::Json);
+        let error = Config::load(None, env(&[("RPC_CRYPTO_LOG__FORMAT", "yaml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown variant `yaml`"), "{error}");
     }
 
     #[test]

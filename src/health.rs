@@ -1,22 +1,23 @@
 //! Liveness and readiness: `GET /health` and `GET /ready`, and the watchdog that ends the process
 //! when a core actor stops answering.
 //!
-//! The Registry and the Router are single actors every session depends on. A panic in one of
-//! them (or a handler that never returns) leaves a process that accepts connections and serves
-//! nothing, so the broker does not try to run on without it: the watchdog asks both every
-//! `health.check_interval`, and when one has stopped or does not answer within
-//! `health.deadline`, it logs why and exits with status 70, for the container runtime or the
-//! service manager to restart it (in-memory state is lost either way; docs/OPERATIONS.md). With
-//! `health.exit_on_failure = false` the process stays and `/health` answers 503, for an
-//! orchestrator whose liveness probe restarts it. A Session's panic ends only that session (its
-//! `Drop` leaves the Router and the Registry); the others go on.
+//! The Registry and the Router are single actors every session depends on, and each exchange
+//! adapter (and the rates adapter) is the only source of its channels. A panic in one of them (or
+//! a handler that never returns) leaves a process that accepts connections and serves nothing, or
+//! serves an exchange that never publishes, so the broker does not run on without it: the
+//! watchdog looks every `health.check_interval`, and when one has stopped (or the Registry or the
+//! Router does not answer within `health.deadline`), it logs why and exits with status 70, for
+//! the container runtime or the service manager to restart it (in-memory state is lost either
+//! way; docs/OPERATIONS.md). With `health.exit_on_failure = false` the process stays and
+//! `/health` answers 503, for an orchestrator whose liveness probe restarts it. A Session's panic
+//! ends only that session (its `Drop` leaves the Router and the Registry); the others go on.
 //!
 //! - `/health` (liveness): 200 `{"status":"ok"}` when the Registry and the Router each answered
-//!   within the deadline; 503 `{"status":"failing","failing":[...]}` otherwise.
-//! - `/ready` (readiness): 200 when live, listening, not shutting down, and every exchange
-//!   adapter running; 503 otherwise. The body lists each adapter's last upstream status (`up`,
-//!   `down`, `resyncing`), which does not decide readiness: an upstream outage is the exchange's,
-//!   and every node would share it.
+//!   within the deadline and every adapter runs; 503 `{"status":"failing","failing":[...]}`
+//!   otherwise (`registry`, `router`, `adapter <name>`).
+//! - `/ready` (readiness): 200 when live and not shutting down; 503 otherwise. The body lists each
+//!   adapter's last upstream status (`up`, `down`, `resyncing`), which does not decide readiness:
+//!   an upstream outage is the exchange's, and every node would share it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{web, HttpResponse};
 use rpc_crypto_actors::adapters::contract::Exchanges;
+use rpc_crypto_actors::adapters::rates::FetchRate;
 use rpc_crypto_actors::registry::{CountSessions, Registry};
 use rpc_crypto_actors::router::{GetRouterInfo, Router, RouterInfo};
 use serde::{Deserialize, Serialize};
@@ -66,13 +68,14 @@ pub struct Health {
     registry: Addr<Registry>,
     router: Addr<Router>,
     exchanges: Exchanges,
+    rates: Option<Recipient<FetchRate>>,
     deadline: Duration,
     shutting_down: Arc<AtomicBool>,
 }
 
-/// One look at the core actors.
+/// One look at the actors.
 struct Check {
-    failing: Vec<&'static str>,
+    failing: Vec<String>,
     router: Option<RouterInfo>,
 }
 
@@ -81,12 +84,14 @@ impl Health {
         registry: Addr<Registry>,
         router: Addr<Router>,
         exchanges: Exchanges,
+        rates: Option<Recipient<FetchRate>>,
         settings: &HealthSettings,
     ) -> Health {
         Health {
             registry,
             router,
             exchanges,
+            rates,
             deadline: settings.deadline,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
@@ -104,15 +109,24 @@ impl Health {
         let (registry, router) = tokio::join!(registry, router);
         let mut failing = Vec::new();
         if !matches!(registry, Ok(Ok(_))) {
-            failing.push("registry");
+            failing.push("registry".to_owned());
         }
         let router = match router {
             Ok(Ok(info)) => Some(info),
             _ => {
-                failing.push("router");
+                failing.push("router".to_owned());
                 None
             }
         };
+        // An adapter's mailbox closes when its actor stops (it only stops by panicking).
+        failing.extend(
+            self.exchanges
+                .stopped()
+                .map(|name| format!("adapter {name}")),
+        );
+        if self.rates.as_ref().is_some_and(|rates| !rates.connected()) {
+            failing.push("adapter rates".to_owned());
+        }
         Check { failing, router }
     }
 
@@ -167,7 +181,6 @@ pub async fn health(health: web::Data<Health>) -> HttpResponse {
 /// `GET /ready`.
 pub async fn ready(health: web::Data<Health>) -> HttpResponse {
     let check = health.check().await;
-    let stopped: Vec<&str> = health.exchanges.stopped().collect();
     let shutting_down = health.shutting_down.load(Ordering::Relaxed);
     let upstream = check
         .router
@@ -178,11 +191,10 @@ pub async fn ready(health: web::Data<Health>) -> HttpResponse {
                 .collect::<serde_json::Map<_, _>>()
         })
         .unwrap_or_default();
-    let ready = check.failing.is_empty() && stopped.is_empty() && !shutting_down;
+    let ready = check.failing.is_empty() && !shutting_down;
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "failing": check.failing,
-        "adapters_stopped": stopped,
         "shutting_down": shutting_down,
         "upstream": upstream,
     });

@@ -8,6 +8,9 @@
 //! - [`server`]: the actix-web app, the WebSocket endpoint and graceful shutdown.
 //! - [`health`]: `/health`, `/ready`, and the watchdog that ends the process when a core actor
 //!   fails.
+//! - [`logs`]: the log on stderr, text or JSON lines (`[log] format`).
+//! - [`memory`]: freed memory given back to the system after a crowd of clients left.
+//! - [`probe`]: `rpc-crypto health`, one `GET /health` to a running broker.
 //! - [`record`]: `rpc-crypto record`, one exchange adapter's traffic to a file.
 //! - `main.rs`: the command line.
 //!
@@ -16,6 +19,9 @@
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod logs;
+pub mod memory;
+pub mod probe;
 pub mod record;
 pub mod server;
 pub mod tls;

@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use rpc_crypto::config::Config;
+use rpc_crypto::logs::{self, LogSettings};
+use rpc_crypto::probe::{self, Target};
 use rpc_crypto::server::{self, WEBSOCKET_PATH};
 use rpc_crypto_actors::auth::{generate_secret, sign_hs256, TokenVerifier};
 
@@ -84,6 +86,21 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Ask a running broker's `GET /health` (a container's HEALTHCHECK): exit status 0 when it
+    /// answers 200, 1 with the reason on stderr otherwise (503, refused, no answer in time).
+    Health {
+        /// The URL to ask (plain `http://`); without it, `/health` on the config's `listen`
+        /// address (an unspecified `0.0.0.0` on 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+        /// A TOML config file for `listen`; without one, the embedded default (plus
+        /// `RPC_CRYPTO_` variables, `RPC_CRYPTO_LISTEN` included).
+        #[arg(long, short, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// How long connecting and the answer may take in all ("2s", "500ms").
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// Write a new RSA key pair for the secure transport ([secure]): `PREFIX.key.pem`, the
     /// private key (PKCS#8, readable by its owner only), and `PREFIX.pub.pem`, the public key
     /// (SPKI).
@@ -105,7 +122,6 @@ enum Command {
 const EXAMPLE_CONFIG: &str = include_str!("../deploy/rpc-crypto.toml");
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::Serve { config } => serve(config),
@@ -117,9 +133,20 @@ fn main() -> anyhow::Result<()> {
             channels,
             channel,
         } => gentoken(config, user, ttl, info, channels, channel),
-        Command::Genconfig { output, force } => genconfig(output, force),
+        Command::Genconfig { output, force } => {
+            logs::init(&LogSettings::default());
+            genconfig(output, force)
+        }
         Command::Checkconfig { config } => checkconfig(config),
-        Command::Keygen { out, bits, force } => keygen(&out, bits, force),
+        Command::Keygen { out, bits, force } => {
+            logs::init(&LogSettings::default());
+            keygen(&out, bits, force)
+        }
+        Command::Health {
+            url,
+            config,
+            timeout,
+        } => health(url, config, timeout),
         Command::Record {
             exchange,
             channels,
@@ -129,6 +156,15 @@ fn main() -> anyhow::Result<()> {
             config,
         } => record(config, &exchange, &channels, duration, &out, force),
     }
+}
+
+/// Loads the config (the file, or the embedded default, and `RPC_CRYPTO_` variables) and starts
+/// logging in its `[log] format`. Nothing is logged before; a config that does not load is the
+/// command's error, written as text.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let config = Config::load(path, std::env::vars()).context("invalid config")?;
+    logs::init(&config.log);
+    Ok(config)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -147,7 +183,7 @@ fn record(
     out: &Path,
     force: bool,
 ) -> anyhow::Result<()> {
-    let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+    let config = load_config(path.as_deref())?;
     let plan = rpc_crypto::record::Plan {
         exchange,
         channels,
@@ -194,7 +230,7 @@ fn record(
 }
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+    let config = load_config(path.as_deref())?;
     actix_rt::System::new().block_on(async move {
         let running =
             server::start(&config).with_context(|| format!("cannot start on {}", config.listen))?;
@@ -234,7 +270,7 @@ fn gentoken(
     channels: Vec<String>,
     channel: Option<String>,
 ) -> anyhow::Result<()> {
-    let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+    let config = load_config(path.as_deref())?;
     let secret = &config.token.hmac_secret;
     if secret.is_empty() {
         bail!(
@@ -350,7 +386,7 @@ fn write_file(path: &Path, text: &str, force: bool, readers: Readers) -> anyhow:
 }
 
 fn checkconfig(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+    let config = load_config(path.as_deref())?;
     TokenVerifier::from_settings(&config.token).context("invalid config")?;
     rpc_crypto::tls::server_config(&config.tls).context("invalid config")?;
     config.secure_keys().context("invalid config")?;
@@ -363,6 +399,26 @@ fn checkconfig(path: Option<PathBuf>) -> anyhow::Result<()> {
             .context("invalid config")?;
     }
     println!("config ok");
+    Ok(())
+}
+
+fn health(url: Option<String>, path: Option<PathBuf>, timeout: Duration) -> anyhow::Result<()> {
+    let target = match url {
+        Some(url) => Target::parse(&url)?,
+        None => {
+            let config =
+                Config::load(path.as_deref(), std::env::vars()).context("invalid config")?;
+            if config.tls.cert.is_some() {
+                bail!(
+                    "the listener speaks TLS (tls.cert is set) and `rpc-crypto health` plain \
+                     HTTP only: give --url of a plain listener, or probe over HTTPS"
+                );
+            }
+            Target::of_listener(config.listen)
+        }
+    };
+    let healthy = probe::check(&target, timeout).context("unhealthy")?;
+    println!("{}: {} {}", target.url(), healthy.status, healthy.body);
     Ok(())
 }
 

@@ -35,6 +35,7 @@ use rpc_crypto_proto::{Disconnect, Format};
 use crate::api::{self, ApiState};
 use crate::config::{Config, ExchangesSettings};
 use crate::health::Health;
+use crate::memory::{Connections, MemoryReleaser};
 use crate::tls::{CertificateUser, ClientAuth};
 
 /// How often the server's figures go to `$sys:stats`.
@@ -140,14 +141,9 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         );
     }
     let exchanges = Exchanges::new(adapters);
-    let health = Health::new(
-        registry.clone(),
-        router.clone(),
-        exchanges.clone(),
-        &config.health,
-    );
-    health.spawn_watchdog(&config.health);
     SysStats::new(registry.clone(), router.clone(), SYS_STATS_INTERVAL).start();
+    let connections = Connections::default();
+    MemoryReleaser::new(connections.clone(), registry.clone()).start();
     let rates = (config.rates.source != RatesSource::Off).then(|| {
         let adapter = RatesAdapter::new(config.rates.clone(), router.clone().recipient()).start();
         router.do_send(RegisterAdapter {
@@ -156,6 +152,14 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
         });
         adapter.recipient()
     });
+    let health = Health::new(
+        registry.clone(),
+        router.clone(),
+        exchanges.clone(),
+        rates.clone(),
+        &config.health,
+    );
+    health.spawn_watchdog(&config.health);
     let health_endpoints = web::Data::new(health.clone());
     let api = web::Data::new(ApiState {
         key: config.api.key.clone(),
@@ -198,6 +202,7 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
     })
     .on_connect(move |connection, extensions| {
         tune_socket(connection, write_timeout);
+        extensions.insert(connections.opened());
         if let Some(user) = crate::tls::certificate_user(connection) {
             extensions.insert(user);
         }

@@ -1,4 +1,7 @@
-//! The `gentoken`, `genconfig`, `checkconfig` and `keygen` commands, run as the built binary.
+//! The `gentoken`, `genconfig`, `checkconfig`, `keygen` and `health` commands, run as the built
+//! binary.
+
+mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -340,6 +343,102 @@ fn checkconfig_loads_the_secure_keys() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("secure.clients_dir") && stderr(&output).contains("bob.pem"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// `host:port` of a test server's listener.
+fn listen_address(server: &common::Server) -> String {
+    let rest = server
+        .url
+        .strip_prefix("ws://")
+        .expect("a plain ws:// listener");
+    rest.split('/').next().unwrap().to_owned()
+}
+
+#[test]
+fn health_passes_against_a_running_server() {
+    let server = common::Server::start(&[]);
+    let addr = listen_address(&server);
+    let output = run(rpc_crypto()
+        .args(["health", "--url"])
+        .arg(format!("http://{addr}/health")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(printed.contains("200 OK"), "{printed}");
+    assert!(printed.contains(r#""status":"ok""#), "{printed}");
+
+    // Without --url, from `listen` as the container's HEALTHCHECK finds it.
+    let output = run(rpc_crypto().arg("health").env("RPC_CRYPTO_LISTEN", &addr));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&format!("http://{addr}/health")));
+
+    // Any answer but 200 fails, with the status on stderr.
+    let output = run(rpc_crypto()
+        .args(["health", "--url"])
+        .arg(format!("http://{addr}/no-such-path")));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("404"), "{}", stderr(&output));
+    server.assert_no_panic();
+}
+
+#[test]
+fn health_fails_when_nothing_listens() {
+    // A port that was free a moment ago and is closed now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = run(rpc_crypto()
+        .args(["health", "--url"])
+        .arg(format!("http://127.0.0.1:{port}/health")));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("cannot connect to 127.0.0.1:"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn health_fails_when_the_listener_does_not_answer_in_time() {
+    // Accepts (the kernel's backlog does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let started = std::time::Instant::now();
+    let output = run(rpc_crypto()
+        .args(["health", "--timeout", "300ms", "--url"])
+        .arg(format!("http://{addr}/health")));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr(&output).contains("did not answer within 300ms"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn health_refuses_a_url_it_cannot_ask() {
+    let output = run(rpc_crypto().args(["health", "--url", "https://127.0.0.1:8000/health"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("https"), "{}", stderr(&output));
+
+    // A TLS listener, from the config: refused before anything is sent, with the reason.
+    let output = run(rpc_crypto()
+        .arg("health")
+        .env("RPC_CRYPTO_TLS__CERT", "/etc/rpc-crypto/cert.pem")
+        .env("RPC_CRYPTO_TLS__KEY", "/etc/rpc-crypto/key.pem"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("speaks TLS"),
         "{}",
         stderr(&output)
     );

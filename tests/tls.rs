@@ -257,6 +257,20 @@ async fn connected(url: &str, tls: Arc<rustls::ClientConfig>) -> JsonClient {
     client
 }
 
+/// The close frame the server ends `ws` with (other frames before it are skipped).
+async fn close_frame(ws: &mut Ws) -> tungstenite::protocol::CloseFrame {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
 /// Asserts that a connection attempt failed before any HTTP answer: the server must not even
 /// have read the upgrade request.
 fn assert_refused_before_http(result: Result<Ws, tungstenite::Error>, what: &str) {
@@ -328,16 +342,7 @@ async fn mutual_tls_refuses_a_certificate_that_names_no_user() {
     let mut ws = open_wss(&url, pki.client_config(Some(&nameless)))
         .await
         .expect("the TLS handshake passes");
-    let close = loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a close in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let close = close_frame(&mut ws).await;
     assert_eq!(u16::from(close.code), 3507);
     assert_eq!(
         close.reason.as_str(),
@@ -358,16 +363,7 @@ async fn a_certificate_whose_name_crosses_the_user_boundary_is_refused_with_3507
         .expect("the TLS handshake passes");
     let mut client = JsonClient::new(ws);
     client.send(json!({"id": 1, "connect": {}})).await;
-    let close = loop {
-        match tokio::time::timeout(WAIT, client.ws.next())
-            .await
-            .expect("a close in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let close = close_frame(&mut client.ws).await;
     assert_eq!(u16::from(close.code), 3507);
     assert_eq!(
         close.reason.as_str(),

@@ -30,6 +30,7 @@ use rpc_crypto_proto::handshake::RejectReason;
 use rpc_crypto_proto::{Disconnect, ErrorReply};
 use tokio::sync::oneshot;
 
+use crate::capacity::shrink_sparse;
 use crate::outbox::ReplayError;
 use crate::router::Detach;
 use crate::session::ParkedSession;
@@ -453,6 +454,11 @@ impl Registry {
                 let _ = waiter.send(());
             }
         }
+        // The room a crowd of sessions needed is given back once most of it is gone.
+        shrink_sparse(&mut self.sessions);
+        shrink_sparse(&mut self.by_id);
+        shrink_sparse(&mut self.per_address);
+        shrink_sparse(&mut self.users);
     }
 
     fn unbind_user(&mut self, key: SessionKey, user: &str) {

@@ -29,6 +29,7 @@ use rpc_crypto_proto::protocol::{
 };
 use rpc_crypto_proto::ErrorReply;
 
+use crate::capacity::shrink_sparse;
 use crate::channel::{is_listable, ChannelOptions, ChannelRules, NOTIFICATIONS};
 use crate::encode;
 use crate::history::{Entry, Query, Stream, ENTRY_OVERHEAD};
@@ -440,6 +441,7 @@ impl Router {
         };
         if let Some(at) = entry.subscribers.iter().position(|s| s.key == key) {
             entry.subscribers.swap_remove(at);
+            shrink_sparse(&mut entry.subscribers);
         }
         if entry.subscribers.is_empty() && entry.stream.is_none() {
             self.channels.remove(channel);
@@ -448,6 +450,8 @@ impl Router {
 
     fn detach(&mut self, key: SessionKey) -> Option<SessionRecipients> {
         let session = self.sessions.remove(&key)?;
+        // The room a crowd of sessions needed is given back once most of it is gone.
+        shrink_sparse(&mut self.sessions);
         for channel in &session.channels {
             self.remove_subscriber(channel, key);
             if session.attached {
@@ -602,6 +606,7 @@ impl Router {
             }
             !(channel.subscribers.is_empty() && channel.stream.is_none())
         });
+        shrink_sparse(&mut self.channels);
         self.budget.used -= freed;
         self.budget.kept -= kept;
         self.compact_budget();

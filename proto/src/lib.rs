@@ -9,7 +9,8 @@
 //! - [`codes`]: error codes (replies) and disconnect codes (close frames).
 //! - [`handshake`]: seed-001 version negotiation inside connect.
 //! - [`rpc`]: seed-001 RPC envelope: deadlines, streamed responses, status codes.
-//! - [`json`]: serde helpers that embed `bytes` fields as raw JSON.
+//! - [`json`]: serde helpers that embed `bytes` fields as raw JSON, and [`json::JsonText`]:
+//!   publication data checked once where it enters (UTF-8, strict JSON, one line, 64 deep).
 //! - [`ccxt`]: the ccxt unified structures (Market, Ticker, OrderBook, Trade, OHLCV, Order,
 //!   Balance), ccxt symbols and ccxt error kinds.
 //! - [`rates`]: fiat exchange rates: the ECB daily reference rates, cross rates, a simulated

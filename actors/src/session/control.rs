@@ -25,7 +25,10 @@ impl Handler<Control> for Session {
                     return;
                 }
                 if self.subscriptions.len() >= self.config.client.channel_limit {
-                    log::warn!("server-side subscribe over client.channel_limit: not made");
+                    log::warn!(
+                        session = self.log_id(), user = self.user.as_str();
+                        "server-side subscribe over client.channel_limit: not made"
+                    );
                     return;
                 }
                 let request = ChannelRequest {

@@ -55,8 +55,10 @@ pub(super) enum Refusal {
 }
 
 /// Reads the credentials of a connect: its token, and the client certificate's user.
+/// `log_id` names the session in the log line of a refused token.
 pub(super) fn credentials(
     config: &SessionConfig,
+    log_id: &str,
     token: &str,
     certificate_user: Option<&str>,
     now: u64,
@@ -97,7 +99,7 @@ pub(super) fn credentials(
         Ok(claims) => claims,
         Err(TokenError::Expired) => return Err(Refusal::Expired),
         Err(error) => {
-            log::debug!("connect refused: {error}");
+            log::debug!(session = log_id; "connect refused: {error}");
             return refuse(error.to_string());
         }
     };
@@ -127,11 +129,17 @@ pub(super) fn lifetime(expires_at: Option<u64>, now: u64) -> (bool, u32) {
 }
 
 /// A subscription token's verdict, as the reply to subscribe or sub_refresh.
-pub(super) fn subscription_refusal(error: TokenError) -> Result<ErrorReply, Disconnect> {
+pub(super) fn subscription_refusal(
+    session: &Session,
+    error: TokenError,
+) -> Result<ErrorReply, Disconnect> {
     match error {
         TokenError::Expired => Ok(ErrorReply::TOKEN_EXPIRED),
         error => {
-            log::debug!("subscription token refused: {error}");
+            log::debug!(
+                session = session.log_id(), user = session.user.as_str();
+                "subscription token refused: {error}"
+            );
             Err(Disconnect::INVALID_TOKEN.with_reason(error.to_string()))
         }
     }

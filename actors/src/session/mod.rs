@@ -295,6 +295,12 @@ impl Session {
         self.registered().key
     }
 
+    /// The session id for the `session` field of its log lines; empty (left out) before the
+    /// Registry gave it one.
+    fn log_id(&self) -> &str {
+        self.registration.as_ref().map_or("", |r| r.id.as_str())
+    }
+
     /// Who this session is, for presence.
     fn info(&self) -> SessionInfo {
         SessionInfo {
@@ -365,7 +371,10 @@ impl Session {
             Format::Json => match ByteString::try_from(frame) {
                 Ok(text) => ctx.write_raw(ws::Message::Text(text)),
                 Err(_) => {
-                    log::error!("a JSON frame is not UTF-8; closing the session with 3004");
+                    log::error!(
+                        session = self.log_id(), user = self.user.as_str();
+                        "a JSON frame is not UTF-8; closing the session with 3004"
+                    );
                     self.close(ctx, Disconnect::SERVER_ERROR, false);
                 }
             },
@@ -465,6 +474,7 @@ impl Session {
         }
         self.state = State::Closing;
         log::debug!(
+            session = self.log_id(), user = self.user.as_str();
             "session {} closing: {disconnect}",
             self.registration.as_ref().map_or("-", |r| r.id.as_str())
         );
@@ -497,7 +507,10 @@ impl Session {
             let command = match decoded {
                 Ok(command) => command,
                 Err(error) => {
-                    log::debug!("bad frame: {error}");
+                    log::debug!(
+                        session = self.log_id(), user = self.user.as_str();
+                        "bad frame: {error}"
+                    );
                     self.close(ctx, Disconnect::BAD_REQUEST, true);
                     return;
                 }
@@ -714,25 +727,24 @@ impl Actor for Session {
     }
 }
 
-/// A session that did not stop (its actor panicked and the unwinding drops it, or its connection's
-/// task ended first) still leaves the Router and the Registry: its connection ends with it, its subscriptions are dropped, and its
-/// slot counts against no limit. The other sessions go on.
+/// The last guard: a session dropped without `stopped` having run still leaves the Router and the
+/// Registry, so its subscriptions go and its slot counts against no limit. (When a handler panics,
+/// actix stops the actor as its context is dropped, so `stopped` usually runs first and this
+/// finds nothing to do; tests/hardening.rs checks what is left after a Session's panic.)
 impl Drop for Session {
     fn drop(&mut self) {
         let Some(registration) = self.registration.take() else {
             return;
         };
         let key = registration.key;
+        let (session, user) = (registration.id.as_str(), self.user.as_str());
         if std::thread::panicking() {
             log::error!(
-                "session {} panicked: its connection is closed, the others go on",
-                registration.id.as_str()
+                session, user;
+                "session {session} panicked: its connection is closed, the others go on"
             );
         } else {
-            log::debug!(
-                "session {} dropped without stopping",
-                registration.id.as_str()
-            );
+            log::debug!(session, user; "session {session} dropped without stopping");
         }
         self.router.do_send(Detach { key });
         self.registry.do_send(Unregister { key });
@@ -768,7 +780,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
             Err(ws::ProtocolError::Io(error)) => {
                 // The connection is gone (EOF or a reset): nothing more can be written, and a
                 // resumable session waits for its client.
-                log::debug!("connection lost: {error}");
+                log::debug!(
+                    session = self.log_id(), user = self.user.as_str();
+                    "connection lost: {error}"
+                );
                 self.state = State::Closing;
                 ctx.stop();
             }

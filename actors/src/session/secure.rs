@@ -229,7 +229,10 @@ pub fn on_frame(session: &mut Session, ctx: &mut WebsocketContext<Session>, fram
 
 /// Ends the connection for bytes it cannot accept, telling the peer nothing of why.
 fn reject(session: &mut Session, ctx: &mut WebsocketContext<Session>, why: &str) {
-    log::debug!("secure transport: {why}");
+    log::debug!(
+        session = session.log_id(), user = session.user.as_str();
+        "secure transport: {why}"
+    );
     session.close(ctx, Disconnect::MESSAGE_REJECTED, false);
 }
 

@@ -38,6 +38,7 @@ pub(super) fn handle(
     let certificate_user = session.peer.certificate_user.clone();
     let credentials = match identity::credentials(
         &session.config,
+        session.log_id(),
         &req.token,
         certificate_user.as_deref(),
         now,

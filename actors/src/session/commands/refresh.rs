@@ -30,7 +30,10 @@ pub(super) fn handle(
         Ok(claims) => claims,
         Err(TokenError::Expired) => return session.reply_error(id, ErrorReply::TOKEN_EXPIRED),
         Err(error) => {
-            log::debug!("refresh refused: {error}");
+            log::debug!(
+                session = session.log_id(), user = session.user.as_str();
+                "refresh refused: {error}"
+            );
             return Err(Disconnect::INVALID_TOKEN.with_reason(error.to_string()));
         }
     };

@@ -37,7 +37,7 @@ pub(super) fn check_token(
 ) -> Result<Result<Option<u64>, ErrorReply>, Disconnect> {
     let claims = match session.config.tokens.subscription(token, unix_now()) {
         Ok(claims) => claims,
-        Err(error) => return identity::subscription_refusal(error).map(Err),
+        Err(error) => return identity::subscription_refusal(session, error).map(Err),
     };
     if claims.channel != channel {
         let error = ErrorReply::PERMISSION_DENIED.with_message("the token is for another channel");
