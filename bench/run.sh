@@ -5,6 +5,7 @@
 #
 #   bench/run.sh            # every scenario, about 14 minutes on 2 cores, build included
 #   QUICK=1 bench/run.sh    # shorter windows, for a smoke run
+#   SCENARIOS="a" TARGETS="rpc-json rpc-protobuf" bench/run.sh   # some scenarios and targets
 #
 # Installs the peers from Debian's packages when they are missing (needs root), builds the
 # release binaries, and writes the raw results to target/bench/results.jsonl.
@@ -149,50 +150,70 @@ sweep() {
     stop
 }
 
+# wanted SCENARIO / target TARGET: whether SCENARIOS and TARGETS (default: all) name it.
+wanted() { [[ " ${SCENARIOS:-a a-secure b c d e} " == *" $1 "* ]]; }
+targets() {
+    local t
+    for t in "$@"; do [[ " ${TARGETS:-$*} " == *" $t "* ]] && echo "$t"; done
+    return 0
+}
+
 RATES_64="1000 6000 12000 24000 32000 36000 40000 44000 48000 56000 64000 72000"
 RATES_1K="1000 4000 8000 12000 16000 24000"
 MQTT_RATES="500 1000 1500 2000 3000"
 SECURE_RATES="1000 4000 8000 12000 16000 24000 32000"
 
-echo "== (a) 100 subscribers, 1 publisher, 64 B" >&2
-SCENARIO=a
-for t in rpc-json rpc-protobuf nats; do sweep $t 64 $RATES_64; done
-sweep mqtt 64 $MQTT_RATES
+if wanted a; then
+    echo "== (a) 100 subscribers, 1 publisher, 64 B" >&2
+    SCENARIO=a
+    for t in $(targets rpc-json rpc-protobuf nats); do sweep $t 64 $RATES_64; done
+    for t in $(targets mqtt); do sweep $t 64 $MQTT_RATES; done
+fi
 
-echo "== (a-secure) encrypted fan-out: 100 subscribers on /connection/secure, 64 B" >&2
-SCENARIO=a-secure
-sweep rpc-secure 64 $SECURE_RATES
+if wanted a-secure; then
+    echo "== (a-secure) encrypted fan-out: 100 subscribers on /connection/secure, 64 B" >&2
+    SCENARIO=a-secure
+    for t in $(targets rpc-secure); do sweep $t 64 $SECURE_RATES; done
+fi
 
-echo "== (b) 100 subscribers, 1 publisher, 1 KiB" >&2
-SCENARIO=b
-for t in rpc-json rpc-protobuf nats; do sweep $t 1024 $RATES_1K; done
-sweep mqtt 1024 $MQTT_RATES
+if wanted b; then
+    echo "== (b) 100 subscribers, 1 publisher, 1 KiB" >&2
+    SCENARIO=b
+    for t in $(targets rpc-json rpc-protobuf nats); do sweep $t 1024 $RATES_1K; done
+    for t in $(targets mqtt); do sweep $t 1024 $MQTT_RATES; done
+fi
 
-echo "== (c) 1,000 x 100 msg/s and 5,000 x 10 msg/s" >&2
-SCENARIO=c
-for t in rpc-json rpc-protobuf nats mqtt; do
-    start $t
-    loadgen $t fanout --subscribers 1000 --rate 100 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN >/dev/null || true
-    stop
-    start $t
-    loadgen $t fanout --subscribers 5000 --rate 10 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN >/dev/null || true
-    stop
-done
+if wanted c; then
+    echo "== (c) 1,000 x 100 msg/s and 5,000 x 10 msg/s" >&2
+    SCENARIO=c
+    for t in $(targets rpc-json rpc-protobuf nats mqtt); do
+        start $t
+        loadgen $t fanout --subscribers 1000 --rate 100 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN >/dev/null || true
+        stop
+        start $t
+        loadgen $t fanout --subscribers 5000 --rate 10 --size 64 --warmup $WARMUP --duration $DURATION --drain $DRAIN >/dev/null || true
+        stop
+    done
+fi
 
-echo "== (d) 10,000 idle connections" >&2
-SCENARIO=d
-for t in rpc-json rpc-protobuf nats mqtt; do
-    start $t
-    loadgen $t idle --connections 10000 >/dev/null || true
-    stop
-done
+if wanted d; then
+    echo "== (d) 10,000 idle connections" >&2
+    SCENARIO=d
+    for t in $(targets rpc-json rpc-protobuf nats mqtt); do
+        start $t
+        loadgen $t idle --connections 10000 >/dev/null || true
+        stop
+    done
+fi
 
-echo "== (e) connects per second" >&2
-SCENARIO=e
-for t in rpc-json rpc-protobuf nats mqtt; do
-    start $t
-    loadgen $t connects --sessions 5000 --concurrency 50 >/dev/null || true
-    stop
-done
+if wanted e; then
+    echo "== (e) connects per second" >&2
+    SCENARIO=e
+    for t in $(targets rpc-json rpc-protobuf nats mqtt); do
+        start $t
+        loadgen $t connects --sessions 5000 --concurrency 50 >/dev/null || true
+        stop
+    done
+fi
 
 python3 "$ROOT/bench/table.py" "$RESULTS"

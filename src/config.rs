@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::health::HealthSettings;
 use crate::logs::LogSettings;
+use crate::metrics::MetricsSettings;
 use crate::tls::TlsSettings;
 
 /// The prefix of the environment variables that override options.
@@ -74,6 +75,8 @@ pub struct Config {
     pub health: HealthSettings,
     /// The log's format (its level is `RUST_LOG`'s).
     pub log: LogSettings,
+    /// `GET /metrics` (Prometheus).
+    pub metrics: MetricsSettings,
 }
 
 /// The `[exchanges.*]` tables: one per real exchange adapter.
@@ -175,6 +178,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             health: HealthSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
             upstream_linger: rpc_crypto_actors::router::DEFAULT_LINGER,
             client: ClientSettings::default(),
             limits: SessionLimits::default(),

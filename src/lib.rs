@@ -21,6 +21,7 @@ pub mod config;
 pub mod health;
 pub mod logs;
 pub mod memory;
+pub mod metrics;
 pub mod probe;
 pub mod record;
 pub mod server;

@@ -36,6 +36,7 @@ use crate::api::{self, ApiState};
 use crate::config::{Config, ExchangesSettings};
 use crate::health::Health;
 use crate::memory::{Connections, MemoryReleaser};
+use crate::metrics::MetricsSources;
 use crate::tls::{CertificateUser, ClientAuth};
 
 /// How often the server's figures go to `$sys:stats`.
@@ -161,6 +162,11 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
     );
     health.spawn_watchdog(&config.health);
     let health_endpoints = web::Data::new(health.clone());
+    let metrics_sources = web::Data::new(MetricsSources {
+        registry: registry.clone(),
+        router: router.clone(),
+    });
+    let metrics_enabled = config.metrics.enabled;
     let api = web::Data::new(ApiState {
         key: config.api.key.clone(),
         registry: registry.clone(),
@@ -199,6 +205,12 @@ pub fn start(config: &Config) -> std::io::Result<RunningServer> {
             .route(SECURE_PATH, web::get().to(secure_websocket))
             .route("/health", web::get().to(crate::health::health))
             .route("/ready", web::get().to(crate::health::ready))
+            .configure(|cfg| {
+                if metrics_enabled {
+                    cfg.app_data(metrics_sources.clone())
+                        .route("/metrics", web::get().to(crate::metrics::exposition));
+                }
+            })
     })
     .on_connect(move |connection, extensions| {
         tune_socket(connection, write_timeout);
@@ -327,10 +339,7 @@ async fn shutdown(registry: &Addr<Registry>, router: &Addr<Router>, timeout: std
     if let Ok(data) =
         JsonText::serialize(&serde_json::json!({"type": "shutdown", "reconnect": true}))
     {
-        let notice = Publish {
-            channel: NOTIFICATIONS.to_owned(),
-            data,
-        };
+        let notice = Publish::new(NOTIFICATIONS.to_owned(), data);
         let _ = router.send(notice).await;
     }
     if tokio::time::timeout(timeout, registry.send(Shutdown))

@@ -134,15 +134,6 @@ fn build_image() -> Image {
     Image { id, config }
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A container of the image, published on 127.0.0.1; removed on drop, after printing its log if
 /// the test failed.
 struct Container {
@@ -154,7 +145,7 @@ impl Container {
     /// `podman run -d -p 127.0.0.1:PORT:8000 OPTIONS IMAGE ARGS`, once the broker listens.
     fn run(options: &[&str], args: &[&str]) -> Container {
         let image = image();
-        let port = free_port();
+        let port = common::free_port();
         let id = ok(podman()
             .args([
                 "run",

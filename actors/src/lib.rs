@@ -21,6 +21,7 @@
 //! - [`handshake_limit`]: the secure transport's handshake rate limits, per address and per client.
 //! - `fault` (debug builds only): fault injection for the supervision tests (`debug.panic`).
 //! - [`capacity`]: shrinking the tables a crowd of sessions or channels left behind.
+//! - [`metrics`]: the Prometheus metrics, counted where things happen, served at `/metrics`.
 //!
 //! A message's path: socket → `Session` (`StreamHandler<ws::Message>`) → `commands::dispatch` →
 //! e.g. `commands/publish.rs` → `Router` (`Handler<Publish>`) → each subscriber's `Outbox` →
@@ -35,6 +36,7 @@ pub mod encode;
 pub mod fault;
 pub mod handshake_limit;
 pub mod history;
+pub mod metrics;
 pub mod outbox;
 pub mod registry;
 pub mod router;

@@ -226,6 +226,11 @@ impl Outbox {
     }
 
     /// Bytes queued and not yet drained.
+    /// Items queued and not yet drained.
+    pub fn queued_items(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Relaxed)
     }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use rpc_crypto_proto::codec::{encode_publication, Format};
 use rpc_crypto_proto::json::JsonText;
 use rpc_crypto_proto::protocol::{
@@ -33,6 +34,7 @@ use crate::capacity::shrink_sparse;
 use crate::channel::{is_listable, ChannelOptions, ChannelRules, NOTIFICATIONS};
 use crate::encode;
 use crate::history::{Entry, Query, Stream, ENTRY_OVERHEAD};
+use crate::metrics::{metrics, Queued};
 use crate::outbox::{Outbox, PushError};
 use crate::registry::{CloseSession, SessionKey};
 
@@ -148,6 +150,18 @@ pub struct Reattach {
 pub struct Publish {
     pub channel: String,
     pub data: JsonText,
+    /// Counts it in `rpc_crypto_router_mailbox_publications` until the Router is done with it.
+    pub queued: Queued,
+}
+
+impl Publish {
+    pub fn new(channel: String, data: JsonText) -> Self {
+        Publish {
+            channel,
+            data,
+            queued: Queued::new(),
+        }
+    }
 }
 
 /// A `history` query on a channel that keeps history.
@@ -196,6 +210,28 @@ struct SessionChannels {
     channels: HashSet<Arc<str>>,
     /// On a connection (not parked): counts in presence.
     attached: bool,
+    /// The session's queue, for the depth sampled each sweep.
+    outbox: Outbox,
+}
+
+/// The process's fan-out counters (`metrics.rs`), held by the Router that alone adds to them.
+struct FanOutCounters {
+    publications: Counter,
+    publication_bytes: Counter,
+    deliveries: Counter,
+    delivery_bytes: Counter,
+}
+
+impl Default for FanOutCounters {
+    fn default() -> Self {
+        let m = metrics();
+        FanOutCounters {
+            publications: m.publications.clone(),
+            publication_bytes: m.publication_bytes.clone(),
+            deliveries: m.deliveries.clone(),
+            delivery_bytes: m.delivery_bytes.clone(),
+        }
+    }
 }
 
 /// The global history byte budget: every kept publication in the order it was published.
@@ -225,6 +261,8 @@ pub struct Router {
     /// Publications received and items queued to subscribers, since the start.
     published: u64,
     delivered: u64,
+    /// The same in the Prometheus counters, with their bytes.
+    counters: FanOutCounters,
     /// The last status each adapter announced on `notifications` (`{"type":"adapter",...}`).
     adapter_health: BTreeMap<String, serde_json::Value>,
 }
@@ -280,6 +318,7 @@ impl Router {
             linger: DEFAULT_LINGER,
             published: 0,
             delivered: 0,
+            counters: FanOutCounters::default(),
             adapter_health: BTreeMap::new(),
         }
     }
@@ -312,6 +351,7 @@ impl Router {
             return;
         }
         if let Some(exchange) = notice.get("exchange").and_then(|e| e.as_str()) {
+            metrics().adapter_status(exchange, status.unwrap_or_default());
             // Bounded by the adapters there are: only they announce themselves.
             let exchange = exchange.to_owned();
             self.adapter_health
@@ -578,11 +618,21 @@ impl Actor for Router {
             let now = Instant::now();
             router.sweep(now);
             router.release_idle(now, router.linger);
+            router.sample_queue_depths();
         });
     }
 }
 
 impl Router {
+    /// One observation of each subscribed session's queue depth: sampled, not counted per push,
+    /// so that the fan-out never takes the histogram's lock.
+    fn sample_queue_depths(&self) {
+        let histogram = &metrics().session_queue_depth;
+        for session in self.sessions.values() {
+            histogram.observe(session.outbox.queued_items() as f64);
+        }
+    }
+
     /// Trims history by ttl and forgets stream positions idle past their meta ttl.
     fn sweep(&mut self, now: Instant) {
         let mut freed = 0;
@@ -728,6 +778,7 @@ impl Handler<Subscribe> for Router {
                 info: msg.client.clone(),
                 channels: HashSet::new(),
                 attached: true,
+                outbox: msg.outbox.clone(),
             });
         let mut joined = Vec::new();
         for request in &msg.channels {
@@ -856,6 +907,12 @@ impl Handler<Publish> for Router {
         // The server's own figures are not traffic they should count.
         let counted = !msg.channel.starts_with("$sys:");
         self.published += u64::from(counted);
+        if counted {
+            self.counters.publications.inc();
+            self.counters
+                .publication_bytes
+                .inc_by(msg.data.len() as u64);
+        }
         if msg.channel == NOTIFICATIONS {
             self.note_adapter_health(msg.data.bytes());
         }
@@ -901,6 +958,8 @@ impl Handler<Publish> for Router {
         let mut json = None;
         let mut protobuf = None;
         let mut failed = Vec::new();
+        // Bytes queued, added to the counter once the fan-out is done.
+        let mut bytes = 0;
         for subscriber in &channel.subscribers {
             let item = match subscriber.format {
                 Format::Json => json.get_or_insert_with(|| {
@@ -910,12 +969,16 @@ impl Handler<Publish> for Router {
                     encode_publication(Format::Protobuf, &msg.channel, &msg.data, offset)
                 }),
             };
-            if let Err(error) = subscriber.outbox.push(item.clone()) {
-                failed.push((subscriber.key, error));
+            match subscriber.outbox.push(item.clone()) {
+                Ok(()) => bytes += item.len(),
+                Err(error) => failed.push((subscriber.key, error)),
             }
         }
         if counted {
-            self.delivered += (channel.subscribers.len() - failed.len()) as u64;
+            let delivered = (channel.subscribers.len() - failed.len()) as u64;
+            self.delivered += delivered;
+            self.counters.deliveries.inc_by(delivered);
+            self.counters.delivery_bytes.inc_by(bytes as u64);
         }
         for (key, error) in failed {
             self.drop_subscriber(key, error);
@@ -1007,6 +1070,8 @@ pub struct RouterInfo {
     /// Publications kept in history, and their bytes (as counted against `[history] max_size`).
     pub history_publications: usize,
     pub history_bytes: usize,
+    /// Channels with a history stream.
+    pub history_streams: usize,
     /// Publications received since the start (messages in).
     pub published: u64,
     /// Publications queued to subscribers since the start (messages out).
@@ -1033,6 +1098,11 @@ impl Handler<GetRouterInfo> for Router {
             subscriptions: self.channels.values().map(|c| c.subscribers.len()).sum(),
             history_publications: self.budget.kept,
             history_bytes: self.budget.used,
+            history_streams: self
+                .channels
+                .values()
+                .filter(|c| c.stream.is_some())
+                .count(),
             published: self.published,
             delivered: self.delivered,
             adapters: self.adapter_health.clone(),
@@ -1235,10 +1305,10 @@ mod tests {
         let router = Router::new(rules(), 3 * (4 + ENTRY_OVERHEAD)).start();
         for channel in ["h:a", "h:b", "h:a", "h:b"] {
             router
-                .send(Publish {
-                    channel: channel.into(),
-                    data: JsonText::serialize(&1234).unwrap(),
-                })
+                .send(Publish::new(
+                    channel.into(),
+                    JsonText::serialize(&1234).unwrap(),
+                ))
                 .await
                 .unwrap();
         }

@@ -91,10 +91,7 @@ impl Actor for SysStats {
                         .collect::<serde_json::Map<_, _>>(),
                 });
                 if let Ok(data) = JsonText::serialize(&figures) {
-                    stats.router.do_send(Publish {
-                        channel: SYS_STATS.to_owned(),
-                        data,
-                    });
+                    stats.router.do_send(Publish::new(SYS_STATS.to_owned(), data));
                 }
             }));
         });

@@ -37,6 +37,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rpc_crypto_actors::channel::{ChannelOptions, ChannelRules};
+use rpc_crypto_actors::metrics::metrics;
 use rpc_crypto_actors::registry::Registry;
 use rpc_crypto_actors::router::Router;
 use serde::de::DeserializeOwned;
@@ -90,9 +91,32 @@ async fn session_create_alias(
     serve(&req, "session_create", payload, &state).await
 }
 
+/// Serves one request and counts it in `rpc_crypto_api_requests_total` by method and status.
 async fn serve(
     req: &HttpRequest,
     method: &str,
+    payload: web::Payload,
+    state: &ApiState,
+) -> Result<HttpResponse, ApiError> {
+    // The path's method name is the client's text: only a known name is a label.
+    let known = Method::from_name(method);
+    let answer = serve_known(req, known, payload, state).await;
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(error) => actix_web::ResponseError::status_code(error),
+    };
+    let label = match known {
+        Some(method) if !matches!(answer, Err(ApiError::Unauthorized)) => method.name(),
+        // Nothing about an unauthorized request is taken as said, its method included.
+        _ => "unknown",
+    };
+    metrics().api_request(label, status.as_u16());
+    answer
+}
+
+async fn serve_known(
+    req: &HttpRequest,
+    method: Option<Method>,
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<HttpResponse, ApiError> {
@@ -100,8 +124,8 @@ async fn serve(
         log::debug!("server API: unauthorized request");
         return Err(error);
     }
-    // The path's method name is the client's text: only a known name reaches the log.
-    let Some(method) = Method::from_name(method) else {
+    // Only a known name reaches the log.
+    let Some(method) = method else {
         log::debug!("server API: unknown method");
         return Err(ApiError::MethodNotFound);
     };

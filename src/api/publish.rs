@@ -48,7 +48,7 @@ pub(super) async fn publish(
     data: JsonText,
 ) -> Result<(), ApiError> {
     channel_options(state, &channel)?;
-    ask(&state.router, Publish { channel, data }).await
+    ask(&state.router, Publish::new(channel, data)).await
 }
 
 /// The request's `data` as publication data: compacted, then checked as a client's is (its depth

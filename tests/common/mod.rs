@@ -503,6 +503,15 @@ pub fn publication(item: &Reply) -> (String, serde_json::Value) {
 
 pub const BOTH: [Format; 2] = [Format::Json, Format::Protobuf];
 
+/// A port that was free a moment ago, for a program that cannot be given port 0.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An HTTP answer: status and JSON body (`Null` when empty).
 #[derive(Debug)]
 pub struct Answer {
@@ -560,6 +569,44 @@ impl Http {
         parse_response(&raw)
     }
 
+    /// A client of any HTTP server at `addr` (host:port).
+    pub fn at(addr: &str, key: &str) -> Http {
+        Http {
+            addr: addr.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// host:port.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `GET path`, answered in text: status, `Content-Type` and body.
+    pub async fn get_text(&self, path: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.addr).await.expect("connects");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("sends");
+        let mut raw = Vec::new();
+        let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await;
+        assert!(read.is_ok(), "the server answers in time");
+        let (status, head, body) = split_response(&raw);
+        let content_type = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-type:"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        (
+            status,
+            content_type,
+            String::from_utf8(body).expect("a UTF-8 body"),
+        )
+    }
+
     /// `POST /api/<method>` with the right key.
     pub async fn api(&self, method: &str, body: Value) -> Answer {
         let body = body.to_string();
@@ -594,6 +641,18 @@ impl Http {
 }
 
 pub fn parse_response(raw: &[u8]) -> Answer {
+    let (status, _, body) = split_response(raw);
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("a JSON body, not {:?}", String::from_utf8_lossy(&body)))
+    };
+    Answer { status, body }
+}
+
+/// An HTTP answer's status, head (lowercased) and body (de-chunked).
+pub fn split_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -611,13 +670,7 @@ pub fn parse_response(raw: &[u8]) -> Answer {
     if chunked {
         body = dechunk(&body);
     }
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| panic!("a JSON body, not {:?}", String::from_utf8_lossy(&body)))
-    };
-    Answer { status, body }
+    (status, head.to_ascii_lowercase(), body)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

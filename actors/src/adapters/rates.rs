@@ -179,10 +179,7 @@ impl RatesAdapter {
     fn set_rates(&mut self, rates: EcbRates) {
         for (channel, warned) in &mut self.demanded {
             if let Some(data) = message_for(&rates, channel, warned) {
-                self.publish.do_send(Publish {
-                    channel: channel.clone(),
-                    data,
-                });
+                self.publish.do_send(Publish::new(channel.clone(), data));
             }
         }
         self.rates = Some(rates);
@@ -195,10 +192,8 @@ impl RatesAdapter {
 
     fn notify(&self, notification: Value) {
         if let Ok(data) = JsonText::serialize(&notification) {
-            self.publish.do_send(Publish {
-                channel: NOTIFICATIONS.to_owned(),
-                data,
-            });
+            self.publish
+                .do_send(Publish::new(NOTIFICATIONS.to_owned(), data));
         }
     }
 
@@ -297,10 +292,7 @@ impl Handler<Demand> for RatesAdapter {
                 let mut warned = false;
                 if let Some(rates) = &self.rates {
                     if let Some(data) = message_for(rates, &channel, &mut warned) {
-                        self.publish.do_send(Publish {
-                            channel: channel.clone(),
-                            data,
-                        });
+                        self.publish.do_send(Publish::new(channel.clone(), data));
                     }
                 }
                 self.demanded.insert(channel, warned);

@@ -41,6 +41,7 @@ use crate::adapters::rates::FetchRate;
 use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::encode;
+use crate::metrics::{metrics, OpenConnection};
 use crate::outbox::{
     outbox, OutboundFrame, Outbox, OutboxStream, PushError, ReplayError, SharedOutboxStream,
 };
@@ -214,7 +215,15 @@ pub struct Session {
     fragments: Option<Fragments>,
     /// The secure transport (`/connection/secure`): keys, SEQUENCE, handshake.
     secure: Option<Box<secure::SecureLink>>,
+    /// Commands read and not yet answered, with their method, for `rpc_crypto_commands_total`
+    /// (bounded: the oldest goes uncounted past [`MAX_UNANSWERED`]).
+    unanswered: Vec<(u32, &'static str)>,
+    /// Counts the connection in `rpc_crypto_connections` while the actor lives.
+    open_connection: Option<OpenConnection>,
 }
+
+/// More commands than can wait at once (`MAX_CALLS_IN_FLIGHT` of each kind, answered in turn).
+const MAX_UNANSWERED: usize = 64;
 
 impl Session {
     pub fn new(
@@ -268,6 +277,8 @@ impl Session {
             stale_timer: None,
             fragments: None,
             secure: None,
+            unanswered: Vec::new(),
+            open_connection: None,
         }
     }
 
@@ -433,7 +444,20 @@ impl Session {
         }
     }
 
+    /// A command `id` of `method` was read; its reply will be counted under it.
+    fn awaiting_reply(&mut self, id: u32, method: &'static str) {
+        if self.unanswered.len() >= MAX_UNANSWERED {
+            self.unanswered.remove(0);
+        }
+        self.unanswered.push((id, method));
+    }
+
     fn reply(&mut self, mut reply: Reply) -> Result<(), Disconnect> {
+        if let Some(at) = self.unanswered.iter().position(|(id, _)| *id == reply.id) {
+            let (_, method) = self.unanswered.swap_remove(at);
+            let code = reply.error.as_ref().map_or(0, |e| e.code);
+            metrics().command(method, code);
+        }
         // The answer to an RPC_REQUEST of the secure transport goes back by its request id.
         if let Some(request_id) = self.secure.as_mut().and_then(|l| l.answered(reply.id)) {
             reply.id = 0;
@@ -473,6 +497,7 @@ impl Session {
             return;
         }
         self.state = State::Closing;
+        metrics().disconnect(disconnect.code);
         log::debug!(
             session = self.log_id(), user = self.user.as_str();
             "session {} closing: {disconnect}",
@@ -679,6 +704,16 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let transport = if self.secure.is_some() {
+            "secure"
+        } else {
+            "websocket"
+        };
+        let format = match self.format {
+            Format::Json => "json",
+            Format::Protobuf => "protobuf",
+        };
+        self.open_connection = Some(OpenConnection::new(transport, format));
         ctx.add_stream(self.stream.clone());
         if let Some(reject) = self.reject.take() {
             return self.close(ctx, reject, false);

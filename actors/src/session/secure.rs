@@ -51,6 +51,7 @@ use serde_json::value::RawValue;
 
 use super::{Session, State};
 use crate::handshake_limit::{HandshakeLimiter, RsaSlot};
+use crate::metrics::metrics;
 use crate::registry::{ClaimSecure, PeekSecure, SessionId};
 use crate::secure_keys::KeyStore;
 
@@ -236,6 +237,13 @@ fn reject(session: &mut Session, ctx: &mut WebsocketContext<Session>, why: &str)
     session.close(ctx, Disconnect::MESSAGE_REJECTED, false);
 }
 
+/// A handshake that failed (a bad hello, an unknown client, a failed proof): rejected as any bad
+/// bytes are, and counted.
+fn handshake_rejected(session: &mut Session, ctx: &mut WebsocketContext<Session>, why: &str) {
+    metrics().secure_handshake("rejected");
+    reject(session, ctx, why);
+}
+
 fn reject_error(session: &mut Session, ctx: &mut WebsocketContext<Session>, error: SecureError) {
     reject(session, ctx, &error.detail_for_logs());
 }
@@ -251,11 +259,13 @@ fn on_hello(session: &mut Session, ctx: &mut WebsocketContext<Session>, frame: &
     if let Some(address) = session.peer.address {
         if !limiter.admit_address(address, Instant::now()) {
             log::debug!("secure transport: handshake rate of {address} exceeded");
+            metrics().secure_handshake("rate_limited");
             return session.close(ctx, Disconnect::RATE_LIMIT, false);
         }
     }
     let Some(slot) = limiter.rsa_slot() else {
         log::debug!("secure transport: max_concurrent_handshakes decryptions running");
+        metrics().secure_handshake("rate_limited");
         return session.close(ctx, Disconnect::RATE_LIMIT, false);
     };
     let keys = link.endpoint.keys.current();
@@ -278,8 +288,8 @@ fn on_hello(session: &mut Session, ctx: &mut WebsocketContext<Session>, frame: &
         .into_actor(session)
         .map(|result, act, ctx| match result {
             Err(_) => act.close(ctx, Disconnect::SERVER_ERROR, false),
-            Ok(Err(error)) => reject_error(act, ctx, error),
-            Ok(Ok((_, None, _))) => reject(act, ctx, "unknown client id"),
+            Ok(Err(error)) => handshake_rejected(act, ctx, &error.detail_for_logs()),
+            Ok(Ok((_, None, _))) => handshake_rejected(act, ctx, "unknown client id"),
             Ok(Ok((hello, Some(client_key), kept))) => {
                 let link = act.secure.as_mut().expect("secure session");
                 link.held_rsa_slot = kept;
@@ -312,7 +322,7 @@ fn hello_known(
             "client {:?} is past its failed-handshake rate",
             hello.client_id
         );
-        return reject(session, ctx, &why);
+        return handshake_rejected(session, ctx, &why);
     }
     link.version = negotiate_version(hello.version);
     link.client_id = hello.client_id.clone();
@@ -374,7 +384,7 @@ fn on_signature(
         link.endpoint
             .limiter
             .failed_proof(&link.client_id, Instant::now());
-        return reject_error(session, ctx, error);
+        return handshake_rejected(session, ctx, &error.detail_for_logs());
     }
     let (client_id, sequence) = (link.client_id.clone(), link.sequence.clone());
     let claim = ClaimSecure {
@@ -420,6 +430,7 @@ fn on_signature(
 /// The client had no session: this connection's becomes it, numbering its ORDER above what the
 /// client saw before.
 fn opened_new(session: &mut Session, ctx: &mut WebsocketContext<Session>, last_seen_order: u64) {
+    metrics().secure_handshake("new");
     let link = session.secure.as_ref().expect("secure session");
     session.user = link.client_id.clone();
     session.protocol_version = 1;
@@ -440,6 +451,7 @@ fn opened_taken_over(
     parked: super::ParkedSession,
     last_seen_order: u64,
 ) {
+    metrics().secure_handshake("resumed");
     session.adopt(parked);
     session.park_on_stop = true;
     // The Registry checked that the journal holds all of it.

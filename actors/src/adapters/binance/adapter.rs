@@ -67,6 +67,7 @@ use crate::adapters::http::{self, HttpError};
 use crate::adapters::truncated;
 use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
 use crate::channel::NOTIFICATIONS;
+use crate::metrics::{metrics, ExchangeMetrics};
 use crate::router::{Demand, Publish};
 use crate::settings::duration;
 
@@ -446,6 +447,8 @@ pub struct BinanceAdapter {
     connected: bool,
     health: Health,
     counters: Counters,
+    /// Its series in `/metrics`.
+    metrics: ExchangeMetrics,
     /// Kinds of refused messages logged already.
     logged: HashSet<&'static str>,
     /// Channels warned about (unknown symbol or timeframe).
@@ -484,6 +487,7 @@ impl BinanceAdapter {
             connected: false,
             health: Health::Starting,
             counters: Counters::default(),
+            metrics: metrics().exchange(NAME),
             logged: HashSet::new(),
             warned: HashSet::new(),
         }
@@ -498,7 +502,7 @@ impl BinanceAdapter {
         match JsonText::serialize(value) {
             Ok(data) => {
                 self.counters.published += 1;
-                self.publish.do_send(Publish { channel, data });
+                self.publish.do_send(Publish::new(channel, data));
             }
             Err(error) => error!("binance: {channel} not published: {error}"),
         }
@@ -725,6 +729,7 @@ impl BinanceAdapter {
             UpstreamEvent::Disconnected { reason } => {
                 self.connected = false;
                 self.counters.disconnects += 1;
+                self.metrics.reconnect();
                 self.rebuild_books();
                 if self.health == Health::Down {
                     debug!("binance: still disconnected: {reason}");
@@ -759,13 +764,23 @@ impl BinanceAdapter {
             Err(error) => return self.refused(text, error),
         };
         let symbol = message.symbol;
-        let (channel, value) = match message.event {
+        // With the exchange's time of the event, for the lag (a candle's is when it opened).
+        let (channel, value, stamped) = match message.event {
             StreamEvent::Depth(update) => return self.on_depth(&symbol, update, ctx),
-            StreamEvent::Ticker(ticker) => (format!("ticker:{NAME}:{symbol}"), json_of(&ticker)),
-            StreamEvent::Trade(trade) => (format!("trades:{NAME}:{symbol}"), json_of(&trade)),
+            StreamEvent::Ticker(ticker) => (
+                format!("ticker:{NAME}:{symbol}"),
+                json_of(&ticker),
+                ticker.timestamp.0,
+            ),
+            StreamEvent::Trade(trade) => (
+                format!("trades:{NAME}:{symbol}"),
+                json_of(&trade),
+                trade.timestamp.0,
+            ),
             StreamEvent::Kline(kline) => (
                 format!("ohlcv:{NAME}:{symbol}:{}", kline.timeframe),
                 json_of(&kline.candle),
+                None,
             ),
             // Not subscribed by this adapter (its tickers are the 24-hour ones).
             StreamEvent::BookTicker(_) => {
@@ -775,6 +790,7 @@ impl BinanceAdapter {
         };
         if self.wanted.contains(&channel) {
             self.send_json(channel, &value);
+            self.metrics.published(stamped);
         } else {
             self.counters.unwanted += 1;
         }
@@ -833,6 +849,7 @@ impl BinanceAdapter {
                     warn!("binance: {symbol}: {error}; resyncing from a fresh snapshot (later gaps of {symbol} logged at debug level)");
                 }
                 self.counters.resyncs += 1;
+                self.metrics.resync(symbol);
                 if self.health == Health::Up {
                     let mut notice = Self::notice("resyncing");
                     notice.insert("symbol".into(), symbol.into());
@@ -940,6 +957,7 @@ impl BinanceAdapter {
         book.published = nonce;
         let channel = book.channel.clone();
         self.send_json(channel, &order_book);
+        self.metrics.published(order_book.timestamp.0);
     }
 
     fn stats(&self) -> BinanceStats {

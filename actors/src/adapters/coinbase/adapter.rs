@@ -51,6 +51,7 @@ use crate::adapters::http;
 use crate::adapters::truncated;
 use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
 use crate::channel::NOTIFICATIONS;
+use crate::metrics::{metrics, ExchangeMetrics};
 use crate::router::{Demand, Publish};
 use crate::settings::duration;
 
@@ -315,6 +316,8 @@ pub struct CoinbaseAdapter {
     health: Health,
     products_failures: u32,
     counts: CoinbaseCounts,
+    /// Its series in `/metrics`.
+    metrics: ExchangeMetrics,
 }
 
 /// The backoff before attempt `n` (1-based): `min` doubled `n - 1` times, at most `max`.
@@ -373,6 +376,7 @@ impl CoinbaseAdapter {
             health: Health::Starting,
             products_failures: 0,
             counts: CoinbaseCounts::default(),
+            metrics: metrics().exchange(NAME),
         }
     }
 
@@ -387,10 +391,7 @@ impl CoinbaseAdapter {
     fn send_json(&self, channel: String, value: &impl Serialize) -> Option<JsonText> {
         match JsonText::serialize(value) {
             Ok(data) => {
-                self.publish.do_send(Publish {
-                    channel,
-                    data: data.clone(),
-                });
+                self.publish.do_send(Publish::new(channel, data.clone()));
                 Some(data)
             }
             Err(error) => {
@@ -638,6 +639,7 @@ impl CoinbaseAdapter {
     fn on_disconnected(&mut self, reason: String) {
         self.live = false;
         self.counts.disconnects += 1;
+        self.metrics.reconnect();
         // Nothing stale is served while there is no feed.
         self.books = Level2Books::new();
         self.resyncing.clear();
@@ -668,6 +670,7 @@ impl CoinbaseAdapter {
                     Ok(value) => {
                         self.counts.tickers += 1;
                         let channel = format!("ticker:{NAME}:{}", value.symbol);
+                        self.metrics.published(value.timestamp.0);
                         if let Some(data) = self.send_json(channel, &value) {
                             self.tickers
                                 .insert(ticker.product_id.to_owned(), data.into_bytes());
@@ -685,6 +688,7 @@ impl CoinbaseAdapter {
                     Ok(value) => {
                         self.counts.trades += 1;
                         self.send_json(format!("trades:{NAME}:{}", value.symbol), &value);
+                        self.metrics.published(value.timestamp.0);
                     }
                     Err(error) => self.count_error(&error, "match"),
                 }
@@ -742,6 +746,7 @@ impl CoinbaseAdapter {
             .and_then(|b| b.order_book(self.settings.publish_depth))
         {
             self.send_json(format!("book:{NAME}:{}", book.symbol), &book);
+            self.metrics.published(book.timestamp.0);
         }
     }
 
@@ -806,6 +811,9 @@ impl CoinbaseAdapter {
         let number = self.resync_number;
         self.resyncing.insert(product.to_owned(), number);
         *self.counts.resyncs.entry(product.to_owned()).or_default() += 1;
+        let markets = self.markets.as_deref();
+        let symbol = markets.and_then(|m| m.symbol(product)).unwrap_or(product);
+        self.metrics.resync(symbol);
         let streak = self.resync_streak.entry(product.to_owned()).or_default();
         *streak += 1;
         let streak = *streak;

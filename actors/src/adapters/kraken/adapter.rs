@@ -60,6 +60,7 @@ use crate::adapters::http::{self, HttpError};
 use crate::adapters::truncated;
 use crate::adapters::upstream::{Feed, Upstream, UpstreamEvent, UpstreamSettings};
 use crate::channel::NOTIFICATIONS;
+use crate::metrics::{metrics, ExchangeMetrics};
 use crate::router::{Demand, Publish};
 use crate::settings::duration;
 
@@ -661,6 +662,8 @@ pub struct KrakenAdapter {
     generation: u64,
     logs: HashMap<&'static str, LogLimit>,
     stats: KrakenStats,
+    /// Its series in `/metrics`.
+    metrics: ExchangeMetrics,
 }
 
 fn retry_after(failures: u32) -> Duration {
@@ -708,6 +711,7 @@ impl KrakenAdapter {
             generation: 0,
             logs: HashMap::new(),
             stats: KrakenStats::default(),
+            metrics: metrics().exchange(NAME),
         }
     }
 
@@ -723,7 +727,7 @@ impl KrakenAdapter {
 
     fn send_json(&self, channel: String, value: &impl Serialize) {
         match JsonText::serialize(value) {
-            Ok(data) => self.publish.do_send(Publish { channel, data }),
+            Ok(data) => self.publish.do_send(Publish::new(channel, data)),
             Err(error) => error!("kraken: {channel} not published: {error}"),
         }
     }
@@ -1024,6 +1028,7 @@ impl KrakenAdapter {
         self.connected = false;
         self.up_pending = false;
         self.stats.disconnects += 1;
+        self.metrics.reconnect();
         self.reset_books();
         self.announce_down(format!("connection: {reason}"));
     }
@@ -1130,6 +1135,7 @@ impl KrakenAdapter {
             if self.is_streamed(Kind::Trades, &trade.symbol) {
                 self.stats.trade_publications += 1;
                 self.send_json(Kind::Trades.channel(&trade.symbol), &trade);
+                self.metrics.published(trade.timestamp.0);
             } else {
                 self.stats.ignored += 1;
             }
@@ -1141,6 +1147,7 @@ impl KrakenAdapter {
         if self.is_streamed(Kind::Ticker, &symbol) {
             self.stats.ticker_publications += 1;
             self.send_json(Kind::Ticker.channel(&symbol), &ticker);
+            self.metrics.published(ticker.timestamp.0);
             self.tickers.insert(symbol, ticker);
         } else {
             self.stats.ignored += 1;
@@ -1239,6 +1246,9 @@ impl KrakenAdapter {
             }
             Outcome::Resync { reason, mismatch } => {
                 self.stats.checksum_mismatches += u64::from(mismatch);
+                if mismatch {
+                    self.metrics.checksum_failure(symbol);
+                }
                 self.resync(symbol.to_owned(), reason, ctx);
                 false
             }
@@ -1251,6 +1261,7 @@ impl KrakenAdapter {
                 self.stats.checksums_verified += u64::from(checked);
                 self.stats.book_publications += 1;
                 self.send_json(Kind::Book.channel(symbol), &book);
+                self.metrics.published(book.timestamp.0);
                 if resynced {
                     self.stats.resyncs_done += 1;
                     info!("kraken: {symbol} book in sync again");
@@ -1287,6 +1298,7 @@ impl KrakenAdapter {
             subscribing: false,
         });
         self.stats.resyncs += 1;
+        self.metrics.resync(&symbol);
         warn!("kraken: {symbol} book out of sync ({reason}): resubscribing");
         self.announce(json!({
             "status": "resyncing",

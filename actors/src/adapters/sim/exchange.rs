@@ -285,7 +285,7 @@ impl SimExchange {
 
     fn send_json(&self, channel: String, value: &impl Serialize) {
         match JsonText::serialize(value) {
-            Ok(data) => self.publish.do_send(Publish { channel, data }),
+            Ok(data) => self.publish.do_send(Publish::new(channel, data)),
             Err(error) => log::error!("sim: {channel} not published: {error}"),
         }
     }

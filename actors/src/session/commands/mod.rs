@@ -31,6 +31,7 @@ pub(super) use send::report as report_send_error;
 
 use super::methods::MAX_CALLS_IN_FLIGHT;
 use super::{Session, State};
+use crate::metrics::metrics;
 use crate::router::Router;
 
 /// How long a command waits for the Router's answer before error 100.
@@ -57,6 +58,25 @@ pub(super) enum ClientCommand {
 }
 
 impl ClientCommand {
+    /// The method's name in `rpc_crypto_commands_total`; `None` for what gets no reply.
+    fn method(&self) -> Option<&'static str> {
+        Some(match self {
+            ClientCommand::Connect(_) => "connect",
+            ClientCommand::Subscribe(_) => "subscribe",
+            ClientCommand::Unsubscribe(_) => "unsubscribe",
+            ClientCommand::Publish(_) => "publish",
+            ClientCommand::Presence(_) => "presence",
+            ClientCommand::PresenceStats(_) => "presence_stats",
+            ClientCommand::History(_) => "history",
+            ClientCommand::Rpc(_) => "rpc",
+            ClientCommand::Refresh(_) => "refresh",
+            ClientCommand::SubRefresh(_) => "sub_refresh",
+            ClientCommand::Ping => "ping",
+            ClientCommand::Unknown => "unknown",
+            ClientCommand::Send(_) | ClientCommand::Pong => return None,
+        })
+    }
+
     fn from_proto(command: Command) -> (u32, ClientCommand) {
         let Command {
             id,
@@ -118,6 +138,12 @@ pub(super) fn dispatch(
     }
     if session.state == State::Fresh && !matches!(command, ClientCommand::Connect(_)) {
         return Err(Disconnect::BAD_REQUEST.with_reason("connect first"));
+    }
+    match command.method() {
+        Some(method) => session.awaiting_reply(id, method),
+        // Neither is answered: a send is counted as taken.
+        None if matches!(command, ClientCommand::Send(_)) => metrics().command("send", 0),
+        None => {}
     }
     match command {
         ClientCommand::Connect(req) => connect::handle(session, ctx, id, req),

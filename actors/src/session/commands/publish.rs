@@ -28,10 +28,7 @@ pub(super) fn handle(
         Ok(data) => data,
         Err(error) => return session.reply_error(id, bad_data(&error)),
     };
-    let publish = Publish {
-        channel: req.channel,
-        data,
-    };
+    let publish = Publish::new(req.channel, data);
     match session.router.try_send(publish) {
         Ok(()) => session.reply(Reply {
             id,
