@@ -533,4 +533,16 @@ fn the_compose_file_matches_the_image() {
         jobs[0]["static_configs"][0]["targets"],
         serde_json::json!([format!("broker:{PORT_IN_IMAGE}")])
     );
+    // The alerting rules: mounted where prometheus.yml's `rule_files` (relative to its own
+    // directory) finds them.
+    let (rules_source, rules_target) = mount(&prometheus["volumes"][1]);
+    assert_eq!(rules_source, repo().join("deploy/prometheus/alerts.yml"));
+    let config_dir = Path::new(&target).parent().unwrap();
+    let rule_files: Vec<PathBuf> = scrape["rule_files"]
+        .as_array()
+        .expect("rule_files")
+        .iter()
+        .map(|file| config_dir.join(file.as_str().unwrap()))
+        .collect();
+    assert_eq!(rule_files, [PathBuf::from(rules_target)]);
 }
